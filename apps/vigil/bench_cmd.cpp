@@ -1,0 +1,237 @@
+// vigil bench: detection and end-to-end reading accuracy, and speed, on annotated datasets.
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "vigil/dataset.hpp"
+
+namespace vigil::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+struct BenchFlags {
+  std::vector<std::string> datasets;
+  std::string split = "all";
+  double test_fraction = 0.2;
+  std::uint64_t seed = 0;
+  bool json = false, gt_crops = false;
+  int limit = 0;
+  RecognizerFlags rec;
+};
+
+struct SetResult {
+  std::string name;
+  std::size_t images = 0, gt_plates = 0, gt_texts = 0, detections = 0, true_pos = 0, exact = 0, topn = 0,
+              bad_images = 0;
+  std::vector<double> detect_ms, read_ms, total_ms;
+  double seconds = 0;
+  // (confidence, correct) of every read matched to a plate with a text, to choose a min-confidence.
+  std::vector<std::pair<float, bool>> reads;
+  std::vector<std::string> errors;  // "<image>: want X got Y"
+};
+
+float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
+  const float inter = (a & b).area();
+  const float u = a.area() + b.area() - inter;
+  return u > 0 ? inter / u : 0;
+}
+
+SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchFlags& f, std::string& error) {
+  SetResult s;
+  s.name = spec;
+  std::string path = spec, split = f.split;
+  if (auto pos = spec.rfind(':'); pos != std::string::npos) {
+    const std::string suffix = spec.substr(pos + 1);
+    if (suffix == "all" || suffix == "train" || suffix == "test") path = spec.substr(0, pos), split = suffix;
+  }
+  DatasetOptions o;
+  o.split = split == "test" ? Split::kTest : split == "train" ? Split::kTrain : Split::kAll;
+  o.test_fraction = f.test_fraction;
+  o.seed = f.seed;
+  auto ds = load_dataset(path, o);
+  if (!ds) {
+    error = ds.error();
+    return s;
+  }
+  if (s.name == path && split != "all") s.name += ":" + split;
+  for (const auto& w : ds->warnings) log(LogLevel::kWarn, w);
+  auto images = ds->images;
+  if (f.limit > 0 && int(images.size()) > f.limit) images.resize(f.limit);
+  Progress progress(images.size(), "images");
+  const auto t_set = Clock::now();
+  for (const auto& item : images) {
+    LoadedImage img = load_image(item.path, rec.options().max_pixels);
+    progress.tick(++s.images);
+    if (!img.error.empty()) {
+      ++s.bad_images;
+      log(LogLevel::kWarn, item.path + ": " + img.error);
+      continue;
+    }
+    std::vector<cv::Rect2f> gt;
+    for (const auto& p : item.plates) {
+      cv::Rect2f b(p.x, p.y, p.w, p.h);
+      if (item.boxes_normalized) b = {b.x * img.image.cols, b.y * img.image.rows, b.width * img.image.cols,
+                                      b.height * img.image.rows};
+      gt.push_back(b);
+    }
+    s.gt_plates += gt.size();
+    const auto t0 = Clock::now();
+    std::vector<Detection> dets;
+    if (f.gt_crops) {
+      for (const auto& b : gt) {
+        Detection d;
+        d.box = cv::Rect(b);
+        d.corners = {cv::Point2f(b.x, b.y), cv::Point2f(b.x + b.width, b.y), cv::Point2f(b.x + b.width, b.y + b.height),
+                     cv::Point2f(b.x, b.y + b.height)};
+        d.score = 1;
+        dets.push_back(d);
+      }
+    } else {
+      dets = rec.detect(img.image);
+    }
+    const double det_ms = ms_since(t0);
+    const auto t1 = Clock::now();
+    std::vector<Plate> reads;
+    for (const auto& d : dets) {
+      Plate p = rec.read(img.image, d.corners);
+      p.box = d.box;
+      reads.push_back(std::move(p));
+    }
+    const double read_ms = ms_since(t1);
+    s.detect_ms.push_back(det_ms);
+    s.read_ms.push_back(read_ms);
+    s.total_ms.push_back(det_ms + read_ms);
+    s.detections += dets.size();
+    // Greedy one-to-one matching by IoU >= 0.5.
+    std::vector<bool> used(dets.size(), false);
+    for (size_t g = 0; g < gt.size(); ++g) {
+      int best = -1;
+      float best_iou = 0.5f;
+      for (size_t d = 0; d < dets.size(); ++d) {
+        const float v = iou(gt[g], cv::Rect2f(dets[d].box));
+        if (!used[d] && v >= best_iou) best = int(d), best_iou = v;
+      }
+      const std::string& want = item.plates[g].text;
+      if (!want.empty()) ++s.gt_texts;
+      if (best < 0) {
+        if (!want.empty()) s.errors.push_back(item.path + ": want " + want + " got (not detected)");
+        continue;
+      }
+      used[best] = true;
+      ++s.true_pos;
+      if (want.empty()) continue;
+      const Plate& p = reads[best];
+      const bool ok = p.text == want;
+      s.exact += ok;
+      bool in_top = false;
+      for (const auto& c : p.candidates) in_top |= c.text == want;
+      s.topn += in_top || ok;
+      s.reads.emplace_back(p.confidence, ok);
+      if (!ok) s.errors.push_back(item.path + ": want " + want + " got " + p.text);
+    }
+  }
+  progress.finish();
+  s.seconds = std::chrono::duration<double>(Clock::now() - t_set).count();
+  return s;
+}
+
+double pct(std::size_t a, std::size_t b) { return b ? 100.0 * a / b : 0.0; }
+
+nlohmann::json to_json(const SetResult& s) {
+  nlohmann::json sweep = nlohmann::json::array();
+  for (float t : {0.0f, 0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 0.7f, 0.9f}) {
+    std::size_t kept = 0, right = 0;
+    for (const auto& [c, ok] : s.reads)
+      if (c >= t) ++kept, right += ok;
+    sweep.push_back({{"min_confidence", t}, {"reported", kept}, {"correct", right},
+                     {"precision", kept ? double(right) / kept : 0.0}, {"recall", pct(right, s.gt_texts) / 100}});
+  }
+  return {{"dataset", s.name},
+          {"images", s.images},
+          {"bad_images", s.bad_images},
+          {"plates", s.gt_plates},
+          {"plates_with_text", s.gt_texts},
+          {"detections", s.detections},
+          {"detection_recall", pct(s.true_pos, s.gt_plates) / 100},
+          {"detection_precision", pct(s.true_pos, s.detections) / 100},
+          {"exact", pct(s.exact, s.gt_texts) / 100},
+          {"top_n", pct(s.topn, s.gt_texts) / 100},
+          {"ms",
+           {{"detect_median", median(s.detect_ms)}, {"detect_p95", percentile(s.detect_ms, 0.95)},
+            {"read_median", median(s.read_ms)}, {"read_p95", percentile(s.read_ms, 0.95)},
+            {"total_median", median(s.total_ms)}, {"total_p95", percentile(s.total_ms, 0.95)}}},
+          {"images_per_s", s.seconds > 0 ? s.images / s.seconds : 0.0},
+          {"confidence_sweep", sweep},
+          {"errors", s.errors}};
+}
+
+int run(const BenchFlags& f) {
+  auto opts = f.rec.to_options();
+  if (!opts) {
+    std::cerr << "vigil bench: " << opts.error() << "\n";
+    return 2;
+  }
+  auto rec = Recognizer::load(*opts);
+  if (!rec) {
+    std::cerr << "vigil bench: " << rec.error() << "\n";
+    return 2;
+  }
+  int status = 0;
+  nlohmann::json all = nlohmann::json::array();
+  if (!f.json)
+    std::printf("%-34s %6s %6s %8s %8s %7s %7s %15s %15s %8s\n", "dataset", "images", "plates", "det.rec", "det.prec",
+                "exact", "top-N", "detect ms p50/95", "read ms p50/95", "img/s");
+  for (const auto& spec : f.datasets) {
+    std::string error;
+    SetResult s = bench_set(*rec, spec, f, error);
+    if (!error.empty()) {
+      std::cerr << "vigil bench: " << error << "\n";
+      status = 1;
+      continue;
+    }
+    if (f.json) {
+      all.push_back(to_json(s));
+    } else {
+      const bool has_text = s.gt_texts > 0;
+      char exact[16] = "-", topn[16] = "-";
+      if (has_text) {
+        std::snprintf(exact, sizeof exact, "%.1f%%", pct(s.exact, s.gt_texts));
+        std::snprintf(topn, sizeof topn, "%.1f%%", pct(s.topn, s.gt_texts));
+      }
+      std::printf("%-34s %6zu %6zu %7.1f%% %7.1f%% %7s %7s %7.1f/%-7.1f %7.1f/%-7.1f %8.1f\n", s.name.c_str(), s.images,
+                  s.gt_plates, pct(s.true_pos, s.gt_plates), pct(s.true_pos, s.detections), exact, topn,
+                  median(s.detect_ms), percentile(s.detect_ms, 0.95), median(s.read_ms), percentile(s.read_ms, 0.95),
+                  s.seconds > 0 ? s.images / s.seconds : 0.0);
+      std::fflush(stdout);
+    }
+    if (s.bad_images) status = 1;
+  }
+  if (f.json) std::cout << all.dump(2) << "\n";
+  return status;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, int& exit_code) {
+  auto f = std::make_shared<BenchFlags>();
+  auto* sub = app.add_subcommand(
+      "bench", "Accuracy and speed on annotated datasets (Pascal VOC, YOLO, OpenALPR txt, CSV); PATH[:all|train|test]");
+  sub->add_option("datasets", f->datasets, "Dataset folders or CSV files; a :test suffix picks the held-out part")
+      ->required();
+  sub->add_option("--split", f->split, "Part of each dataset's seeded split: all, train or test")
+      ->check(CLI::IsMember({"all", "train", "test"}))
+      ->capture_default_str();
+  sub->add_option("--test-fraction", f->test_fraction, "Share of the seeded test part")->capture_default_str();
+  sub->add_option("--seed", f->seed, "Split seed")->capture_default_str();
+  sub->add_option("--limit", f->limit, "At most this many images per dataset (0: all)");
+  sub->add_flag("--gt-crops", f->gt_crops, "Read the ground-truth boxes instead of detections (reader only)");
+  sub->add_flag("--json", f->json, "Results as JSON (with per-plate errors and a confidence sweep)");
+  f->rec.add_to(*sub);
+  sub->callback([f, &exit_code] { exit_code = run(*f); });
+}
+
+}  // namespace vigil::cli

@@ -1,0 +1,247 @@
+#include "cli.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <opencv2/imgcodecs.hpp>
+
+namespace fs = std::filesystem;
+
+namespace vigil::cli {
+
+std::string fmt_hex(unsigned char c);
+
+void RecognizerFlags::add_to(CLI::App& app) {
+  app.add_option("--models", models_dir, "Folder with detector.onnx and reader.onnx (default: found next to the binary)");
+  app.add_option("--formats", formats_file, "Plate formats file (default: plate_formats.json next to the models)");
+  app.add_option("--country", country, "Prefer this country's plate formats (e.g. cz, de, uk)");
+  app.add_option("--reader", reader, "Plate reader: neural (default) or tesseract")
+      ->check(CLI::IsMember({"neural", "tesseract"}));
+  app.add_option("--top", top, "Number of candidate reads kept per plate")->check(CLI::Range(1, 50));
+  app.add_option("--threads", threads, "CPU threads (0: all cores)")->check(CLI::Range(0, 256));
+  app.add_option("--detect-threshold", detect_threshold, "Detector score threshold 0..1 (default: the model's)");
+  app.add_option("--input-size", input_size, "Detector input long side in pixels (default: the model's)");
+  app.add_flag("--no-tiles", no_tiles, "Do not search large images in tiles for small plates");
+}
+
+Result<RecognizerOptions> RecognizerFlags::to_options() const {
+  RecognizerOptions o;
+  o.models_dir = models_dir;
+  o.formats_file = formats_file;
+  o.reader = reader == "tesseract" ? ReaderKind::kTesseract : ReaderKind::kNeural;
+  o.decode.preferred_country = country;
+  std::transform(o.decode.preferred_country.begin(), o.decode.preferred_country.end(),
+                 o.decode.preferred_country.begin(), [](unsigned char c) { return std::tolower(c); });
+  o.decode.top_n = top;
+  o.threads = threads;
+  o.detector.score_threshold = detect_threshold;
+  o.detector.input_size = input_size;
+  o.detector.tiles = !no_tiles;
+  return o;
+}
+
+bool is_image_path(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* e : {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+    if (ext == e) return true;
+  return false;
+}
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const auto& a : args) {
+    if (a == "-") {
+      std::string line;
+      while (std::getline(std::cin, line)) {
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+        if (!line.empty()) out.push_back(line);
+      }
+      continue;
+    }
+    std::error_code ec;
+    if (fs::is_directory(a, ec)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(a, fs::directory_options::skip_permission_denied, ec);
+           it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) break;
+        if (it->is_regular_file(ec) && is_image_path(it->path().string())) found.push_back(it->path().string());
+      }
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      out.push_back(a);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+struct Header {
+  std::string kind;  // "jpeg", "png", "bmp", "webp", "tiff" or ""
+  long long width = -1, height = -1;
+};
+
+uint32_t be32(const unsigned char* p) { return (uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; }
+uint16_t be16(const unsigned char* p) { return uint16_t((p[0] << 8) | p[1]); }
+
+Header probe(const std::string& bytes) {
+  Header h;
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) {
+    h.kind = "jpeg";
+    size_t i = 2;
+    while (i + 9 < n) {  // walk the marker segments up to the frame header
+      if (p[i] != 0xFF) break;
+      const unsigned char m = p[i + 1];
+      if (m == 0xFF) { ++i; continue; }
+      if ((m >= 0xC0 && m <= 0xCF) && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+        h.height = be16(p + i + 5);
+        h.width = be16(p + i + 7);
+        break;
+      }
+      i += 2 + be16(p + i + 2);
+    }
+  } else if (n >= 24 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) {
+    h.kind = "png";
+    h.width = be32(p + 16);
+    h.height = be32(p + 20);
+  } else if (n >= 26 && p[0] == 'B' && p[1] == 'M') {
+    h.kind = "bmp";
+    int32_t w, hh;
+    std::memcpy(&w, p + 18, 4);
+    std::memcpy(&hh, p + 22, 4);
+    h.width = w;
+    h.height = std::llabs(hh);
+  } else if (n >= 12 && std::memcmp(p, "RIFF", 4) == 0 && std::memcmp(p + 8, "WEBP", 4) == 0) {
+    h.kind = "webp";
+  } else if (n >= 4 && (std::memcmp(p, "II*\0", 4) == 0 || std::memcmp(p, "MM\0*", 4) == 0)) {
+    h.kind = "tiff";
+  }
+  return h;
+}
+
+std::string describe_start(const std::string& bytes) {
+  std::string s;
+  for (size_t i = 0; i < std::min<size_t>(bytes.size(), 8); ++i) {
+    const unsigned char c = bytes[i];
+    s += (c >= 32 && c < 127) ? std::string(1, char(c)) : "\\x" + fmt_hex(c);
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string fmt_hex(unsigned char c) {
+  static const char* d = "0123456789abcdef";
+  return {d[c >> 4], d[c & 15]};
+}
+
+LoadedImage load_image(const std::string& path, std::size_t max_pixels) {
+  LoadedImage r;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    r.error = "no such file";
+    return r;
+  }
+  if (fs::is_directory(path, ec)) {
+    r.error = "is a directory";
+    return r;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    r.error = std::string("cannot open: ") + std::strerror(errno);
+    return r;
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) {
+    r.error = "empty file (0 bytes)";
+    return r;
+  }
+  const Header h = probe(bytes);
+  if (h.kind.empty()) {
+    r.error = "not an image (starts with \"" + describe_start(bytes) + "\"); supported: JPEG, PNG, BMP, WebP, TIFF";
+    return r;
+  }
+  if (h.width == 0 || h.height == 0) {
+    r.error = "image header says " + std::to_string(h.width) + "x" + std::to_string(h.height) + " pixels";
+    return r;
+  }
+  if (h.width > 0 && h.height > 0 && std::size_t(h.width) * std::size_t(h.height) > max_pixels) {
+    r.error = "image too large (" + std::to_string(h.width) + "x" + std::to_string(h.height) + " pixels; the limit is " +
+              std::to_string(max_pixels / 1000000) + " megapixels): downscale it first";
+    return r;
+  }
+  if (h.kind == "jpeg") {
+    // A JPEG cut short decodes with grey blocks and only a libjpeg warning: refuse it instead.
+    const size_t tail = bytes.size() > 64 ? bytes.size() - 64 : 0;
+    if (bytes.find("\xFF\xD9", tail) == std::string::npos) {
+      r.error = "truncated JPEG (no end-of-image marker): the file was cut short";
+      return r;
+    }
+  }
+  if (h.kind == "png" && bytes.find("IEND") == std::string::npos) {
+    r.error = "truncated PNG (no IEND chunk): the file was cut short";
+    return r;
+  }
+  try {
+    cv::Mat buf(1, int(bytes.size()), CV_8U, bytes.data());
+    r.image = cv::imdecode(buf, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    r.error = "cannot decode " + h.kind + " data (" + e.msg + ")";
+    return r;
+  }
+  if (r.image.empty()) r.error = "cannot decode the " + h.kind + " data: corrupt or unsupported";
+  else if (r.image.total() > max_pixels) {
+    r.error = "image too large (" + std::to_string(r.image.cols) + "x" + std::to_string(r.image.rows) + " pixels)";
+    r.image.release();
+  }
+  return r;
+}
+
+Progress::Progress(std::size_t total, std::string unit)
+    : total_(total), unit_(std::move(unit)), enabled_(isatty(STDERR_FILENO) && total > 1) {
+  start_ = last_draw_ = std::chrono::steady_clock::now();
+}
+
+void Progress::tick(std::size_t done) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  const double rate = secs > 0 ? done / secs : 0;
+  const int width = 30;
+  const int filled = total_ ? int(width * done / total_) : width;
+  std::string bar(filled, '=');
+  if (filled < width) bar += '>' + std::string(width - filled - 1, ' ');
+  const double eta = rate > 0 ? (total_ - done) / rate : 0;
+  std::fprintf(stderr, "\r[%s] %zu/%zu %s  %.1f %s/s  ETA %.0fs ", bar.c_str(), done, total_, unit_.c_str(), rate,
+               unit_.c_str(), eta);
+  std::fflush(stderr);
+}
+
+void Progress::finish() {
+  if (!enabled_) return;
+  std::fprintf(stderr, "\r%*s\r", 90, "");
+  std::fflush(stderr);
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double idx = p * (v.size() - 1);
+  const size_t lo = size_t(idx), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (idx - lo);
+}
+
+double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+
+}  // namespace vigil::cli

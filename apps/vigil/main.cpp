@@ -1,0 +1,26 @@
+// vigil: licence plates from photos, video and cameras, checked against a vignette registry.
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "cli.hpp"
+#include "vigil/common.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Vigil: reads licence plates from photos and video"};
+  app.set_version_flag("--version", std::string("vigil ") + vigil::version());
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Log debug messages");
+  int exit_code = 0;
+  vigil::cli::register_read(app, exit_code);
+  vigil::cli::register_bench(app, exit_code);
+  app.parse_complete_callback([&] { spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn); });
+  spdlog::set_pattern("vigil: %l: %v");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return exit_code;
+}

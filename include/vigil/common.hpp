@@ -1,0 +1,50 @@
+// Shared vocabulary of libvigil: results with user-facing error messages and the log sink.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace vigil {
+
+// An error a user can act on: says what failed and, where possible, what to do next.
+struct Error {
+  std::string message;
+};
+
+// A value or an Error. Library calls return this instead of throwing across the API boundary.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}                  // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}              // NOLINT(google-explicit-constructor)
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T* operator->() { return &std::get<T>(v_); }
+  const T* operator->() const { return &std::get<T>(v_); }
+  T& operator*() & { return std::get<T>(v_); }
+  const T& operator*() const& { return std::get<T>(v_); }
+  const std::string& error() const { return std::get<Error>(v_).message; }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+// Log levels of the library's messages.
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+// The library never prints: it hands messages to this sink. The default sink forwards to spdlog's
+// default logger (stderr). Thread-safe to call; set it once at start-up before using the library.
+using LogSink = std::function<void(LogLevel, const std::string&)>;
+void set_log_sink(LogSink sink);
+void log(LogLevel level, const std::string& message);
+
+// Version string of the library, e.g. "0.1.0".
+const char* version();
+
+}  // namespace vigil

@@ -1,0 +1,114 @@
+// The plate recognizer: detection -> rectification -> reading -> format-aware decoding.
+//
+//   vigil::RecognizerOptions opt;                 // models and formats found next to the binary
+//   opt.decode.preferred_country = "cz";
+//   auto rec = vigil::Recognizer::load(opt);
+//   if (!rec) { std::cerr << rec.error() << "\n"; return 1; }
+//   vigil::Recognition r = rec->recognize(cv::imread("car.jpg"));
+//   for (const auto& p : r.plates) std::cout << p.text << " " << p.confidence << " " << p.country << "\n";
+//
+// Thread-safety: a Recognizer is loaded once and may be shared; recognize() is thread-safe (each call
+// takes an internal network instance from a small pool, so concurrent calls do not serialise).
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "vigil/common.hpp"
+#include "vigil/formats.hpp"
+
+namespace vigil {
+
+struct DetectorOptions {
+  float score_threshold = -1.0f;  // plate-centre score 0..1; < 0: the model's recommended default
+  float nms_iou = -1.0f;          // boxes overlapping more than this (IoU) are merged; < 0: model default
+  int input_size = 0;             // long side of the network input in pixels; 0: model default (512)
+  // Large images are also searched in overlapping tiles at a higher resolution so small plates are
+  // found: a tile pass runs when the image's long side exceeds tile_min_long_side pixels.
+  bool tiles = true;
+  int tile_min_long_side = 1000;  // pixels
+  int max_plates = 32;            // per image
+};
+
+enum class ReaderKind { kNeural, kTesseract };
+
+struct RecognizerOptions {
+  std::string models_dir;    // folder with detector.onnx/.json and reader.onnx/.json; "" = find it
+  std::string formats_file;  // plate_formats.json; "" = find it next to the models
+  ReaderKind reader = ReaderKind::kNeural;
+  DetectorOptions detector;
+  DecodeOptions decode;
+  float min_confidence = 0.0f;  // plates whose read confidence is below this are dropped (0..1)
+  int threads = 0;              // OpenCV threads; 0 = OpenCV's default (all cores)
+  std::size_t max_pixels = 50'000'000;  // larger images are refused with a message (memory bound)
+};
+
+struct Plate {
+  std::string text;                       // normalised: upper case, no spaces or dashes
+  float confidence = 0.0f;                // read confidence 0..1 (the decoded string's probability)
+  float detection_confidence = 0.0f;      // detector score 0..1
+  std::string country;                    // "" when the read fits no known format
+  std::string format;                     // the format's name, "" when none
+  bool fits_format = false;
+  bool two_line = false;                  // read as a two-line (square/motorcycle) plate
+  cv::Rect box;                           // pixels of the original image
+  std::array<cv::Point2f, 4> corners{};   // TL, TR, BR, BL in pixels of the original image
+  std::vector<float> char_confidences;    // per character of text
+  std::vector<Candidate> candidates;      // top-N, most probable first
+};
+
+struct Timings {
+  double detect_ms = 0, read_ms = 0, total_ms = 0;
+};
+
+struct Recognition {
+  std::vector<Plate> plates;  // sorted by confidence, highest first
+  Timings ms;
+};
+
+// A detected plate before reading (for benchmarks and tools).
+struct Detection {
+  cv::Rect box;
+  std::array<cv::Point2f, 4> corners{};
+  float score = 0.0f;
+};
+
+class Recognizer {
+ public:
+  // Loads the models, their JSON sidecars and the formats. Fails with a message naming the missing or
+  // bad file and what to do ("run cmake --install, or pass --models DIR").
+  static Result<Recognizer> load(const RecognizerOptions& options = {});
+
+  Recognizer(Recognizer&&) noexcept;
+  Recognizer& operator=(Recognizer&&) noexcept;
+  Recognizer(const Recognizer&) = delete;
+  Recognizer& operator=(const Recognizer&) = delete;
+  ~Recognizer();
+
+  // Detects and reads every plate in a BGR image. An empty image gives no plates.
+  Recognition recognize(const cv::Mat& bgr) const;
+  // Only the detector.
+  std::vector<Detection> detect(const cv::Mat& bgr) const;
+  // Reads one plate given its four corners (TL, TR, BR, BL) in image pixels.
+  Plate read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const;
+
+  const RecognizerOptions& options() const;
+  const FormatSet& formats() const;
+  // Where the models were found.
+  const std::string& models_dir() const;
+
+ private:
+  struct Impl;
+  explicit Recognizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The data folder holding models/ and plate_formats.json: $VIGIL_DATA_DIR, then <exe>/../share/vigil,
+// then the source tree the binary was built from. "" when none has them.
+std::string find_data_dir();
+
+}  // namespace vigil

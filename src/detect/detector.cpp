@@ -1,0 +1,157 @@
+#include "detect/detector.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <opencv2/dnn.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "common/json_file.hpp"
+
+namespace vigil {
+
+float box_iou(const cv::Rect2f& a, const cv::Rect2f& b) {
+  const float inter = (a & b).area();
+  const float uni = a.area() + b.area() - inter;
+  return uni > 0 ? inter / uni : 0.0f;
+}
+
+Result<PlateDetector> PlateDetector::load(const std::string& models_dir) {
+  const std::string onnx = models_dir + "/detector.onnx";
+  const std::string side = models_dir + "/detector.json";
+  auto meta = read_json_file(side);
+  if (!meta) return Error{"detector model: " + meta.error()};
+  PlateDetector d;
+  try {
+    const auto& j = *meta;
+    d.input_size_ = j.value("input_size", 512);
+    d.pad_multiple_ = j.value("pad_multiple", 32);
+    d.stride_ = j.value("stride", 4);
+    d.corner_scale_ = j.value("corner_scale", 16.0f);
+    d.threshold_ = j.value("score_threshold", 0.3f);
+    d.nms_iou_ = j.value("nms_iou", 0.4f);
+    d.rgb_ = j.value("channels", std::string("RGB")) == "RGB";
+    d.scale_ = j.value("scale", 1.0 / 255.0);
+    d.output_ = j.value("output", std::string("out"));
+    if (j.contains("mean")) d.mean_ = cv::Scalar(j["mean"][0], j["mean"][1], j["mean"][2]);
+    if (j.contains("std")) d.std_ = cv::Scalar(j["std"][0], j["std"][1], j["std"][2]);
+  } catch (const nlohmann::json::exception& e) {
+    return Error{side + ": unexpected content (" + e.what() + ")"};
+  }
+  if (d.input_size_ < 64 || d.pad_multiple_ < 1 || d.stride_ < 1)
+    return Error{side + ": input_size, pad_multiple or stride out of range"};
+  auto nets = NetPool::load(onnx);
+  if (!nets) return Error{"detector model: " + nets.error()};
+  d.nets_ = *nets;
+  return d;
+}
+
+void PlateDetector::run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_size, float threshold,
+                             std::vector<Detection>& out) const {
+  const double scale = double(input_size) / std::max(roi.width, roi.height);
+  const int w = std::max(1, int(std::lround(roi.width * scale)));
+  const int h = std::max(1, int(std::lround(roi.height * scale)));
+  const int pw = (w + pad_multiple_ - 1) / pad_multiple_ * pad_multiple_;
+  const int ph = (h + pad_multiple_ - 1) / pad_multiple_ * pad_multiple_;
+
+  cv::Mat canvas = cv::Mat::zeros(ph, pw, CV_8UC3);
+  cv::resize(bgr(roi), canvas(cv::Rect(0, 0, w, h)), cv::Size(w, h), 0, 0, cv::INTER_AREA);
+  cv::Mat blob = cv::dnn::blobFromImage(canvas, scale_, cv::Size(), mean_ * (1.0 / scale_), rgb_, false);
+  if (std_ != cv::Scalar(1, 1, 1)) {
+    // blobFromImage has no per-channel std; the sidecars here use 1, kept for other exports.
+    for (int c = 0; c < 3; ++c) {
+      cv::Mat plane(ph, pw, CV_32F, blob.ptr<float>(0, c));
+      plane /= std_[c];
+    }
+  }
+  cv::Mat result;
+  {
+    auto net = nets_->acquire();
+    net->setInput(blob, "image");
+    result = net->forward(output_).clone();
+  }
+  if (result.dims != 4 || result.size[1] < 11) return;
+  const int gh = result.size[2], gw = result.size[3];
+  auto at = [&](int c, int y, int x) { return result.ptr<float>(0, c)[y * gw + x]; };
+  const float* heat = result.ptr<float>(0, 0);
+  const int valid_w = (w + stride_ - 1) / stride_, valid_h = (h + stride_ - 1) / stride_;
+  for (int y = 0; y < std::min(gh, valid_h); ++y) {
+    for (int x = 0; x < std::min(gw, valid_w); ++x) {
+      const float s = heat[y * gw + x];
+      if (s < threshold) continue;
+      bool peak = true;
+      for (int dy = -1; dy <= 1 && peak; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+          const int yy = y + dy, xx = x + dx;
+          if ((dy || dx) && yy >= 0 && yy < gh && xx >= 0 && xx < gw && heat[yy * gw + xx] > s) {
+            peak = false;
+            break;
+          }
+        }
+      if (!peak) continue;
+      const float cx = (x + at(1, y, x)) * stride_, cy = (y + at(2, y, x)) * stride_;
+      Detection d;
+      d.score = s;
+      float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
+      for (int k = 0; k < 4; ++k) {
+        const float px = (cx + at(3 + 2 * k, y, x) * corner_scale_) / scale + roi.x;
+        const float py = (cy + at(4 + 2 * k, y, x) * corner_scale_) / scale + roi.y;
+        d.corners[k] = {px, py};
+        x0 = std::min(x0, px), y0 = std::min(y0, py), x1 = std::max(x1, px), y1 = std::max(y1, py);
+      }
+      const cv::Rect2f box = cv::Rect2f(x0, y0, x1 - x0, y1 - y0) & cv::Rect2f(0, 0, bgr.cols, bgr.rows);
+      if (box.width < 2 || box.height < 2) continue;
+      d.box = cv::Rect(cv::Point(int(std::floor(box.x)), int(std::floor(box.y))),
+                       cv::Point(int(std::ceil(box.br().x)), int(std::ceil(box.br().y))));
+      out.push_back(d);
+    }
+  }
+}
+
+std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorOptions& options) const {
+  std::vector<Detection> raw;
+  if (bgr.empty()) return raw;
+  const float threshold = options.score_threshold >= 0 ? options.score_threshold : threshold_;
+  const float nms_iou = options.nms_iou >= 0 ? options.nms_iou : nms_iou_;
+  const int input_size = options.input_size > 0 ? options.input_size : input_size_;
+  const cv::Rect whole(0, 0, bgr.cols, bgr.rows);
+  run_pass(bgr, whole, input_size, threshold, raw);
+
+  const int long_side = std::max(bgr.cols, bgr.rows);
+  if (options.tiles && long_side > options.tile_min_long_side) {
+    // Square tiles at about twice the full pass's resolution (at least), overlapping by a quarter so a
+    // plate cut by one tile is whole in its neighbour.
+    const int tile = std::min(long_side, std::max(input_size * 2, long_side / 3));
+    const int step = tile * 3 / 4;
+    for (int ty = 0; ty < bgr.rows; ty += step) {
+      for (int tx = 0; tx < bgr.cols; tx += step) {
+        cv::Rect r(tx, ty, tile, tile);
+        r &= whole;
+        if (r.width < tile / 3 || r.height < tile / 3) continue;
+        run_pass(bgr, r, input_size, threshold, raw);
+        if (tx + tile >= bgr.cols) break;
+      }
+      if (ty + tile >= bgr.rows) break;
+    }
+  }
+
+  std::sort(raw.begin(), raw.end(), [](const Detection& a, const Detection& b) { return a.score > b.score; });
+  std::vector<Detection> kept;
+  for (const auto& d : raw) {
+    bool suppressed = false;
+    for (const auto& k : kept) {
+      const cv::Rect2f a(d.box), b(k.box);
+      // Also drop a box mostly inside a kept one (a tile's partial view of a plate).
+      const float inside = (a & b).area() / std::max(1.0f, a.area());
+      if (box_iou(a, b) > nms_iou || inside > 0.7f) {
+        suppressed = true;
+        break;
+      }
+    }
+    if (!suppressed) kept.push_back(d);
+    if (int(kept.size()) >= options.max_plates) break;
+  }
+  return kept;
+}
+
+}  // namespace vigil

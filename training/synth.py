@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""Synthetic licence plates in each country's layout: colours, EU strip, fonts, one and two lines.
+
+render_plate(rng) -> (img_rgb uint8 HxWx3, text, two_line): the plate fills the image exactly, so its
+four corners are the image corners. Degradations (perspective, blur, noise, glare, dirt, night) are
+applied by the callers (training/train_reader.py, training/train_detector.py) where the geometry is known.
+
+Fonts: Debian's DejaVu and Liberation packages plus any folders passed to set_font_dirs() (the plate fonts
+in ../shared/data/fonts: GL-Nummernschild, DIN 1451).
+
+  /usr/bin/python3 training/synth.py --fonts ../shared/data/fonts --out /tmp/synth.png   # a contact sheet
+"""
+import argparse
+import glob
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DIGITS = "0123456789"
+
+_font_dirs = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation2"]
+_fonts = None
+_font_cache = {}
+
+PLATE_FONT_HINTS = ("Nummernschild", "din1451")
+GENERIC_FONT_HINTS = ("DejaVuSansCondensed-Bold", "DejaVuSans-Bold", "LiberationSans-Bold", "DejaVuSansMono-Bold",
+                      "LiberationMono-Bold")
+
+
+def set_font_dirs(dirs):
+    global _font_dirs, _fonts
+    _font_dirs = list(dirs) + _font_dirs
+    _fonts = None
+
+
+def _all_fonts():
+    global _fonts
+    if _fonts is None:
+        found = []
+        for d in _font_dirs:
+            found += sorted(glob.glob(os.path.join(d, "*.ttf")) + glob.glob(os.path.join(d, "*.otf")))
+        plate = [f for f in found if any(h in f for h in PLATE_FONT_HINTS) and f.endswith(".ttf")]
+        generic = [f for f in found if any(os.path.basename(f).startswith(h) for h in GENERIC_FONT_HINTS)]
+        _fonts = (plate, generic)
+    return _fonts
+
+
+def _font(path, size):
+    key = (path, size)
+    if key not in _font_cache:
+        if len(_font_cache) > 2000:
+            _font_cache.clear()
+        _font_cache[key] = ImageFont.truetype(path, size)
+    return _font_cache[key]
+
+
+def _pick(rng, s):
+    return s[rng.integers(len(s))]
+
+
+def _gen(rng, spec):
+    """spec: L letter, D digit, A alnum, anything else literal."""
+    out = []
+    for c in spec:
+        out.append(_pick(rng, LETTERS) if c == "L" else _pick(rng, DIGITS) if c == "D" else
+                   _pick(rng, LETTERS + DIGITS) if c == "A" else c)
+    return "".join(out)
+
+
+def _de(rng):
+    district = _gen(rng, "L" * int(rng.integers(1, 4)))
+    letters = _gen(rng, "L" * int(rng.integers(1, 3)))
+    digits = _gen(rng, "D" * int(rng.integers(1, 5 if len(district) + len(letters) <= 4 else 4)))
+    if digits[0] == "0":
+        digits = "1" + digits[1:]
+    return f"{district} {letters} {digits}"
+
+
+# country: (strip code, background, text colour, list of display-text generators, two-line generators)
+COUNTRIES = {
+    "cz": ("CZ", "white", "black", [lambda r: _gen(r, "DLA DDDD"), lambda r: _gen(r, "DLD DDDD")],
+           [lambda r: (_gen(r, "DLA"), _gen(r, "DDDD")), lambda r: (_gen(r, "DL"), _gen(r, "DDDDD"))]),
+    "sk": ("SK", "white", "black", [lambda r: _gen(r, "LL DDDLL"), lambda r: _gen(r, "LL-DDDLL")],
+           [lambda r: (_gen(r, "LL"), _gen(r, "DDDLL"))]),
+    "pl": ("PL", "white", "black", [lambda r: _gen(r, "LL DDDDD"), lambda r: _gen(r, "LLL DDDLL"),
+                                    lambda r: _gen(r, "LL DDDLL")], [lambda r: (_gen(r, "LL"), _gen(r, "DDDDD"))]),
+    "de": ("D", "white", "black", [_de], [lambda r: (_gen(r, "LL LL"), _gen(r, "DDD"))]),
+    "at": ("A", "white", "black", [lambda r: _gen(r, "L DDDDDL"), lambda r: _gen(r, "LL DDDLL")],
+           [lambda r: (_gen(r, "LL"), _gen(r, "DDDL"))]),
+    "hu": ("H", "white", "black", [lambda r: _gen(r, "LLL-DDD"), lambda r: _gen(r, "LL LL-DDD")], []),
+    "hr": ("HR", "white", "black", [lambda r: _gen(r, "LL DDDD-LL"), lambda r: _gen(r, "LL DDD-L")], []),
+    "si": ("SLO", "white", "black", [lambda r: _gen(r, "LL LL-DDD"), lambda r: _gen(r, "LL DD-DDL")], []),
+    "ro": ("RO", "white", "black", [lambda r: _gen(r, "LL DD LLL"), lambda r: _gen(r, "L DDD LLL")], []),
+    "it": ("I", "white", "black", [lambda r: _gen(r, "LL DDDLL")], []),
+    "fr": ("F", "white", "black", [lambda r: _gen(r, "LL-DDD-LL"), lambda r: _gen(r, "DDDD LL DD")],
+           [lambda r: (_gen(r, "LL-DDD"), _gen(r, "LL"))]),
+    "es": ("E", "white", "black", [lambda r: _gen(r, "DDDD LLL")], [lambda r: (_gen(r, "DDDD"), _gen(r, "LLL"))]),
+    "be": ("B", "white", "#a01010", [lambda r: _gen(r, "D-LLL-DDD")], []),
+    "ie": ("IRL", "white", "black", [lambda r: _gen(r, "DDD-L-DDDD"), lambda r: _gen(r, "DD-LL-DDDDD")], []),
+    "nl": ("NL", "#f2c400", "black", [lambda r: _gen(r, "LL-DDD-L"), lambda r: _gen(r, "D-LLL-DD"),
+                                      lambda r: _gen(r, "LLL-DD-L")], []),
+    "uk": ("UK", "white", "black", [lambda r: _gen(r, "LLDD LLL")], [lambda r: (_gen(r, "LLDD"), _gen(r, "LLL"))]),
+    "us": (None, "white", "#102a7a", [lambda r: _gen(r, "LLL DDDD"), lambda r: _gen(r, "DLLLDDD"),
+                                      lambda r: _gen(r, "LLLDDD"), lambda r: _gen(r, "DDD LLL"),
+                                      lambda r: _gen(r, "DLLDDDD")], []),
+    "br": (None, "#c8c8c8", "black", [lambda r: _gen(r, "LLL-DDDD"), lambda r: _gen(r, "LLLDLDD")],
+           [lambda r: (_gen(r, "LLL"), _gen(r, "DDDD"))]),
+}
+
+COUNTRY_WEIGHTS = {"cz": 3, "sk": 1.5, "pl": 1.5, "de": 2, "at": 1, "hu": 1, "hr": 1, "si": 1, "ro": 1, "it": 1,
+                   "fr": 2, "es": 1.5, "be": 1, "ie": 1, "nl": 1, "uk": 2, "us": 2.5, "br": 2}
+US_STATES = ["CALIFORNIA", "TEXAS", "NEW YORK", "FLORIDA", "OHIO", "ILLINOIS", "NEVADA", "ARIZONA", "GEORGIA"]
+
+
+def _fit_text(draw, text, font_path, box_w, box_h):
+    size = max(8, int(box_h * 1.05))
+    for _ in range(6):
+        f = _font(font_path, size)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=f)
+        h = y1 - y0
+        if h <= 0:
+            break
+        scale = box_h / h
+        if abs(scale - 1) < 0.05:
+            break
+        size = max(8, int(size * scale))
+    return _font(font_path, size)
+
+
+def _draw_line(img, text, font_path, box, colour, rng):
+    """Draws text into box (x0, y0, x1, y1), squeezing horizontally if needed."""
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    tmp_draw = ImageDraw.Draw(img)
+    f = _fit_text(tmp_draw, text, font_path, bw, bh)
+    tx0, ty0, tx1, ty1 = tmp_draw.textbbox((0, 0), text, font=f)
+    tw, th = tx1 - tx0, ty1 - ty0
+    layer = Image.new("L", (tw + 4, th + 4), 0)
+    ImageDraw.Draw(layer).text((2 - tx0, 2 - ty0), text, font=f, fill=255)
+    target_w = min(bw, int(tw * rng.uniform(0.85, 1.1)))
+    layer = layer.resize((max(4, target_w), bh))
+    px = x0 + (bw - target_w) // 2 + int(rng.integers(-2, 3))
+    img.paste(Image.new("RGB", layer.size, colour), (px, y0), layer)
+
+
+def render_plate(rng, country=None):
+    plate_fonts, generic_fonts = _all_fonts()
+    if country is None:
+        keys = list(COUNTRY_WEIGHTS)
+        w = np.array([COUNTRY_WEIGHTS[k] for k in keys], dtype=np.float64)
+        country = keys[rng.choice(len(keys), p=w / w.sum())]
+    strip, bg, fg, gens, gens2 = COUNTRIES[country]
+    two_line = bool(gens2) and rng.random() < 0.18
+    if country == "uk" and rng.random() < 0.5:
+        bg = "#f2c400"
+    if country == "us":
+        bg = _pick(rng, ["white", "#f4f1e0", "#e8eef8", "#fdf6d8"])
+        fg = _pick(rng, ["#102a7a", "#101010", "#7a1010", "#0c5a20"])
+    if country == "br" and rng.random() < 0.5:
+        bg = "white"  # Mercosul
+    if rng.random() < 0.15:
+        fonts = generic_fonts
+    else:
+        fonts = plate_fonts if (plate_fonts and country not in ("us",)) else generic_fonts
+    if country in ("us", "br", "uk") and generic_fonts and rng.random() < 0.5:
+        fonts = generic_fonts
+    font_path = _pick(rng, fonts)
+
+    if two_line:
+        top, bottom = _pick(rng, gens2)(rng)
+        text = (top + bottom)
+        W, H = (int(rng.integers(200, 300)), int(rng.integers(150, 210)))
+    else:
+        disp = _pick(rng, gens)(rng)
+        text = disp
+        if country == "us":
+            W, H = 300, 150
+        elif country == "br":
+            W, H = 400, 130
+        else:
+            W, H = 520, int(rng.integers(105, 120))
+    img = Image.new("RGB", (W, H), bg)
+    d = ImageDraw.Draw(img)
+    border = max(2, H // 40)
+    d.rectangle([1, 1, W - 2, H - 2], outline=fg if rng.random() < 0.7 else "#303030", width=border)
+    x_left, x_right = border + 4, W - border - 4
+    y_top, y_bottom = border + 4, H - border - 4
+    has_strip = strip is not None and (country != "uk" or rng.random() < 0.6)
+    if has_strip:
+        sw = int(W * (0.085 if not two_line else 0.14))
+        d.rectangle([border, border, border + sw, H - border], fill="#1e3fa8")
+        for k in range(12):  # the EU stars, roughly
+            a = 2 * np.pi * k / 12
+            cx, cy, r = border + sw / 2, border + H * (0.3 if not two_line else 0.22), sw * 0.28
+            sx, sy = cx + r * np.cos(a), cy + r * np.sin(a)
+            d.ellipse([sx - 1.5, sy - 1.5, sx + 1.5, sy + 1.5], fill="#ffd200")
+        code_font = _font(generic_fonts[0] if generic_fonts else font_path, max(8, int(sw * 0.45)))
+        d.text((border + sw / 2, H * (0.78 if not two_line else 0.6)), strip, font=code_font, fill="white",
+               anchor="mm")
+        x_left = border + sw + 6
+        if country in ("fr", "it"):
+            d.rectangle([W - border - sw, border, W - border, H - border], fill="#1e3fa8")
+            x_right = W - border - sw - 6
+    if country == "at":
+        d.rectangle([border, border, W - border, border + H // 10], fill="#c8102e")
+        d.rectangle([border, H - border - H // 10, W - border, H - border], fill="#c8102e")
+        y_top, y_bottom = border + H // 10 + 3, H - border - H // 10 - 3
+    if country == "us":
+        state = _pick(rng, US_STATES)
+        sf = _font(generic_fonts[0] if generic_fonts else font_path, int(H * 0.14))
+        d.text((W / 2, border + H * 0.1), state, font=sf, fill=_pick(rng, ["#7a1010", "#102a7a", "#202020"]),
+               anchor="mm")
+        y_top = int(H * 0.24)
+        y_bottom = int(H * 0.84)
+        if rng.random() < 0.5:
+            d.text((W / 2, H * 0.91), _pick(rng, ["DMV.CA.GOV", "THE LONE STAR STATE", "SUNSHINE STATE"]),
+                   font=_font(generic_fonts[0] if generic_fonts else font_path, int(H * 0.08)), fill="#303030",
+                   anchor="mm")
+    if country == "br":
+        if bg == "white":
+            d.rectangle([border, border, W - border, border + int(H * 0.2)], fill="#1e3fa8")
+            d.text((W / 2, border + H * 0.1), "BRASIL", font=_font(generic_fonts[0], int(H * 0.13)), fill="white",
+                   anchor="mm")
+        else:
+            d.text((W / 2, border + H * 0.1), _pick(rng, ["SP SAO PAULO", "RJ RIO DE JANEIRO", "MG BELO HORIZONTE"]),
+                   font=_font(generic_fonts[0], int(H * 0.12)), fill="#202020", anchor="mm")
+        y_top = int(H * 0.26)
+    if two_line:
+        mid = (y_top + y_bottom) // 2
+        gap = int(H * 0.04)
+        _draw_line(img, top, font_path, (x_left, y_top, x_right, mid - gap), fg, rng)
+        _draw_line(img, bottom, font_path, (x_left, mid + gap, x_right, y_bottom), fg, rng)
+    else:
+        pad = int((y_bottom - y_top) * rng.uniform(0.02, 0.12))
+        _draw_line(img, disp, font_path, (x_left, y_top + pad, x_right, y_bottom - pad), fg, rng)
+    arr = np.asarray(img).copy()
+    return arr, "".join(c for c in text if c.isalnum()).upper(), two_line
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fonts", action="append", default=[], help="extra font folder (repeatable)")
+    ap.add_argument("--out", default="/tmp/synth.png")
+    ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    set_font_dirs(a.fonts)
+    rng = np.random.default_rng(a.seed)
+    tiles = []
+    for _ in range(a.n):
+        img, text, two = render_plate(rng)
+        tile = Image.fromarray(img).resize((260, 60) if not two else (120, 90))
+        canvas = Image.new("RGB", (280, 110), "gray")
+        canvas.paste(tile, (10, 5))
+        ImageDraw.Draw(canvas).text((10, 95), text + (" (2 lines)" if two else ""), fill="yellow")
+        tiles.append(canvas)
+    cols = 4
+    rows = (len(tiles) + cols - 1) // cols
+    sheet = Image.new("RGB", (280 * cols, 110 * rows))
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % cols) * 280, (i // cols) * 110))
+    sheet.save(a.out)
+    print(a.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+#!/usr/bin/python3
+"""Trains the plate reader: a conv-only CTC network on 32x128 grey rectified plates.
+
+Data: synthetic plates of every supported country (training/synth.py) mixed with real crops from
+annotated datasets given on the command line (train parts of the seeded split only), degraded the way
+camera images are (small plates, blur, noise, glare, dirt, night) and cut out with the same rectification
+as the C++ reader (a quad expanded by fixed margins, warped to 128x32; two-line plates warped to 64x64 and
+their halves put side by side). Writes models/reader.onnx and models/reader.json.
+
+  /usr/bin/python3 training/train_reader.py \
+      --real ../shared/data/openalpr-us --real ../shared/data/openalpr-br --real ../shared/data/plates-fr/train \
+      --eval ../shared/data/openalpr-us:test --eval ../shared/data/openalpr-br:test --eval ../shared/data/plates-fr/test \
+      --fonts ../shared/data/fonts --backgrounds ../shared/data/negatives --minutes 75 --resume
+  /usr/bin/python3 training/train_reader.py --smoke --out /tmp/reader.onnx      # CI: a minute, synthetic only
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import synth  # noqa: E402
+import vigil_data  # noqa: E402
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+IN_H, IN_W = 32, 128
+MARGIN_X, MARGIN_Y = 0.04, 0.10  # quad expansion before warping, fraction of plate width/height per side
+MEAN, STD = 0.5, 0.5
+
+
+class Reader(nn.Module):
+    def __init__(self, n_classes=len(ALPHABET) + 1):
+        super().__init__()
+
+        def cbr(i, o, k=3, p=1):
+            return [nn.Conv2d(i, o, k, padding=p, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+        self.body = nn.Sequential(
+            *cbr(1, 32), nn.MaxPool2d(2),                     # 16x64
+            *cbr(32, 64), nn.MaxPool2d(2),                    # 8x32
+            *cbr(64, 96), *cbr(96, 96), nn.MaxPool2d((2, 1)),  # 4x32
+            *cbr(96, 128), *cbr(128, 128), nn.MaxPool2d((2, 1)),  # 2x32
+            *cbr(128, 160, (2, 3), (0, 1)),                   # 1x32
+            *cbr(160, 160, (1, 3), (0, 1)),
+            *cbr(160, 160, (1, 3), (0, 1)),
+        )
+        self.head = nn.Conv2d(160, n_classes, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))  # N x C x 1 x T (logits)
+
+
+class Exported(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        # Logits: OpenCV 4.6 applies opset-11 Softmax over the flattened C*1*T, so the softmax over C is
+        # done by the caller (src/read/reader.cpp).
+        return self.m(x)  # N x C x 1 x T
+
+
+# ---------------------------------------------------------------- rectification (mirrors src/read/rectify.cpp)
+
+def expand_quad(quad, mx=MARGIN_X, my=MARGIN_Y):
+    """quad: 4x2 TL, TR, BR, BL. Expands along the plate's own axes."""
+    q = np.asarray(quad, np.float32)
+    ux = ((q[1] - q[0]) + (q[2] - q[3])) / 2
+    uy = ((q[3] - q[0]) + (q[2] - q[1])) / 2
+    sx = np.array([-1, 1, 1, -1], np.float32)[:, None]
+    sy = np.array([-1, -1, 1, 1], np.float32)[:, None]
+    return q + sx * ux * mx + sy * uy * my
+
+
+def rectify(img, quad, two_line):
+    q = expand_quad(quad)
+    if not two_line:
+        dst = np.float32([[0, 0], [IN_W, 0], [IN_W, IN_H], [0, IN_H]])
+        Hm = cv2.getPerspectiveTransform(q, dst)
+        return cv2.warpPerspective(img, Hm, (IN_W, IN_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    side = IN_W // 2
+    dst = np.float32([[0, 0], [side, 0], [side, 2 * IN_H], [0, 2 * IN_H]])
+    Hm = cv2.getPerspectiveTransform(q, dst)
+    sq = cv2.warpPerspective(img, Hm, (side, 2 * IN_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.concatenate([sq[:IN_H], sq[IN_H:]], axis=1)
+
+
+# ---------------------------------------------------------------- data
+
+class RealCrops:
+    """Context crops around each labelled plate, downscaled so the plate is at most ~220 px wide."""
+
+    def __init__(self, paths, split="train"):
+        self.items = []
+        for spec in paths:
+            path, _, sp = spec.partition(":")
+            for s in vigil_data.load_dataset(path, sp or split):
+                img = cv2.imread(s.path, cv2.IMREAD_COLOR)
+                if img is None:
+                    continue
+                for p in s.boxes_px(img.shape[1], img.shape[0]):
+                    if not p.text or p.w < 4 or p.h < 4:
+                        continue
+                    x0, y0 = max(0, int(p.x - p.w * 0.5)), max(0, int(p.y - p.h * 0.8))
+                    x1 = min(img.shape[1], int(p.x + p.w * 1.5))
+                    y1 = min(img.shape[0], int(p.y + p.h * 1.8))
+                    crop = img[y0:y1, x0:x1]
+                    f = min(1.0, 220.0 / p.w)
+                    if f < 1.0:
+                        crop = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+                    quad = np.float32([[p.x, p.y], [p.x + p.w, p.y], [p.x + p.w, p.y + p.h], [p.x, p.y + p.h]])
+                    quad = (quad - [x0, y0]) * f
+                    self.items.append((crop, quad, p.text, os.path.basename(s.path)))
+
+    def __len__(self):
+        return len(self.items)
+
+
+def load_backgrounds(folder, limit=400):
+    out = []
+    for f in sorted(glob.glob(os.path.join(folder, "*.jpg")))[:limit]:
+        im = cv2.imread(f)
+        if im is not None:
+            out.append(cv2.resize(im, (320, 240)))
+    return out
+
+
+def jitter_quad(quad, rng, amount):
+    q = np.asarray(quad, np.float32).copy()
+    w = np.linalg.norm(q[1] - q[0])
+    h = np.linalg.norm(q[3] - q[0])
+    q[:, 0] += rng.normal(0, amount * 0.025 * w, 4)
+    q[:, 1] += rng.normal(0, amount * 0.07 * h, 4)
+    return q
+
+
+def degrade(img, rng):
+    """img: grey uint8 HxW at network size. Camera-like degradations."""
+    x = img.astype(np.float32)
+    if rng.random() < 0.3:
+        k = int(rng.choice([3, 5]))
+        x = cv2.GaussianBlur(x, (k, k), 0)
+    if rng.random() < 0.15:  # horizontal motion blur
+        k = int(rng.integers(3, 7))
+        kern = np.zeros((k, k), np.float32)
+        kern[k // 2, :] = 1.0 / k
+        x = cv2.filter2D(x, -1, kern)
+    c = rng.uniform(0.6, 1.3)
+    b = rng.uniform(-40, 40)
+    x = (x - 128) * c + 128 + b
+    if rng.random() < 0.15:  # night: dark and noisy
+        x = x * rng.uniform(0.35, 0.6)
+    if rng.random() < 0.15:  # glare
+        cx, cy = rng.uniform(0, IN_W), rng.uniform(0, IN_H)
+        yy, xx = np.mgrid[0:x.shape[0], 0:x.shape[1]]
+        r = rng.uniform(8, 40)
+        x += rng.uniform(60, 160) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+    if rng.random() < 0.15:  # dirt
+        for _ in range(int(rng.integers(1, 6))):
+            cv2.circle(x, (int(rng.uniform(0, x.shape[1])), int(rng.uniform(0, x.shape[0]))),
+                       int(rng.integers(1, 4)), float(rng.uniform(0, 90)), -1)
+    x += rng.normal(0, rng.uniform(0, 9), x.shape)
+    x = np.clip(x, 0, 255).astype(np.uint8)
+    if rng.random() < 0.4:
+        q = int(rng.integers(25, 90))
+        x = cv2.imdecode(cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_GRAYSCALE)
+    return x
+
+
+def shrink(img, quad, rng, plate_w_range=(28, 200)):
+    """Simulates a small plate in the camera image: scale the context so the plate is N px wide."""
+    w = np.linalg.norm(quad[1] - quad[0])
+    target = rng.uniform(*plate_w_range)
+    if target < w:
+        f = target / w
+        img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        quad = quad * f
+    return img, quad
+
+
+def synth_sample(rng, backgrounds):
+    plate, text, two_line = synth.render_plate(rng)
+    plate = cv2.cvtColor(plate, cv2.COLOR_RGB2BGR)
+    ph, pw = plate.shape[:2]
+    cw, ch = int(pw * 1.6), int(ph * 2.2)
+    if backgrounds and rng.random() < 0.8:
+        bg = backgrounds[rng.integers(len(backgrounds))]
+        canvas = cv2.resize(bg, (cw, ch))
+    else:
+        canvas = np.full((ch, cw, 3), rng.integers(0, 255, 3), np.uint8)
+    x0, y0 = (cw - pw) // 2, (ch - ph) // 2
+    if rng.random() < 0.3:  # a slight shadow or colour cast over the plate
+        plate = np.clip(plate.astype(np.float32) * rng.uniform(0.6, 1.05, 3), 0, 255).astype(np.uint8)
+    canvas[y0:y0 + ph, x0:x0 + pw] = plate
+    quad = np.float32([[x0, y0], [x0 + pw, y0], [x0 + pw, y0 + ph], [x0, y0 + ph]])
+    return canvas, quad, text, two_line
+
+
+def make_sample(rng, real, backgrounds, p_real):
+    if real is not None and len(real) and rng.random() < p_real:
+        crop, quad, text, _ = real.items[rng.integers(len(real))]
+        two_line = False
+        img, quad = crop, quad.copy()
+    else:
+        img, quad, text, two_line = synth_sample(rng, backgrounds)
+    img, quad = shrink(img, quad, rng)
+    q = jitter_quad(quad, rng, rng.uniform(0.3, 1.2))
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    out = rectify(grey, q, two_line)
+    return degrade(out, rng), text
+
+
+def to_tensor(batch):
+    x = np.stack(batch).astype(np.float32) / 255.0
+    x = (x - MEAN) / STD
+    return torch.from_numpy(x[:, None])
+
+
+def encode_targets(texts):
+    idx = [ALPHABET.index(c) + 1 for t in texts for c in t]
+    return torch.tensor(idx, dtype=torch.long), torch.tensor([len(t) for t in texts], dtype=torch.long)
+
+
+def greedy(probs_ct):
+    """probs: C x T numpy."""
+    best = probs_ct.argmax(0)
+    out, prev = [], 0
+    for b in best:
+        if b != prev and b != 0:
+            out.append(ALPHABET[b - 1])
+        prev = b
+    return "".join(out)
+
+
+def evaluate(model, crops):
+    """Exact-match greedy accuracy on ground-truth crops (fixed margins, no jitter, one-line)."""
+    model.eval()
+    ok = 0
+    with torch.no_grad():
+        for crop, quad, text, _ in crops.items:
+            grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+            x = to_tensor([rectify(grey, quad, False)])
+            p = torch.softmax(model(x), 1)[0, :, 0].numpy()
+            ok += greedy(p) == text
+    model.train()
+    return ok / max(1, len(crops))
+
+
+def export(model, out_path, meta):
+    model.eval()
+    m = Exported(model)
+    dummy = torch.zeros(1, 1, IN_H, IN_W)
+    torch.onnx.export(m, dummy, out_path, input_names=["image"], output_names=["logits"], opset_version=11,
+                      do_constant_folding=True)
+    m.eval()  # export restores the module's previous mode recursively
+    net = cv2.dnn.readNetFromONNX(out_path)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 1, IN_H, IN_W)).astype(np.float32)
+    net.setInput(x)
+    got = net.forward()
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    diff = float(np.abs(got - want).max())
+    if diff > 1e-3:
+        raise RuntimeError(f"OpenCV DNN output differs from torch by {diff}")
+    sidecar = {
+        "name": "vigil-reader", "version": meta.get("version", "1"),
+        "input_width": IN_W, "input_height": IN_H, "channels": "grey",
+        "scale": 1 / 255.0, "mean": MEAN, "std": STD,
+        "alphabet": ALPHABET, "blank": 0, "output": "logits", "output_layout": "N,C,1,T logits; softmax over C",
+        "margin_x": MARGIN_X, "margin_y": MARGIN_Y,
+        "two_line": {"warp_width": IN_W // 2, "warp_height": 2 * IN_H, "halves": "side by side"},
+        "training": meta,
+    }
+    with open(os.path.splitext(out_path)[0] + ".json", "w") as f:
+        json.dump(sidecar, f, indent=2)
+    model.train()
+    return diff
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--real", action="append", default=[], help="labelled dataset (train part used); PATH[:split]")
+    ap.add_argument("--eval", action="append", default=[], help="held-out set PATH[:split] for accuracy")
+    ap.add_argument("--fonts", action="append", default=[], help="extra font folder")
+    ap.add_argument("--backgrounds", default="", help="folder of plate-free photos for synthetic context")
+    ap.add_argument("--minutes", type=float, default=75)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--p-real", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-dir", default=os.path.join(os.path.dirname(__file__), "runs", "reader"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "reader.onnx"))
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny run for CI: synthetic only, ~1 minute")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    cv2.setNumThreads(1)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed + int(time.time()) % 1000 if a.resume else a.seed)
+    synth.set_font_dirs(a.fonts)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.smoke:
+        a.minutes, a.real, a.eval = min(a.minutes, 0.5), [], []
+    os.makedirs(a.run_dir, exist_ok=True)
+    real = RealCrops(a.real) if a.real else None
+    evals = {e: RealCrops([e if ":" in e else e + ":all"]) for e in a.eval}
+    backgrounds = load_backgrounds(a.backgrounds) if a.backgrounds else []
+    print(f"real crops: {len(real) if real else 0}, eval: {', '.join(f'{k}={len(v)}' for k, v in evals.items())}, "
+          f"backgrounds: {len(backgrounds)}", flush=True)
+
+    model = Reader().to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    ckpt_path = os.path.join(a.run_dir, "last.pt")
+    state = {"step": 0, "seconds": 0.0, "samples": 0, "best": -1.0, "history": []}
+    if a.resume and os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state = ck["state"]
+        print(f"resumed at step {state['step']} ({state['seconds'] / 60:.1f} min)", flush=True)
+    budget = a.minutes * 60
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    t_last = time.time()
+    last_ckpt = time.time()
+    loss_avg = None
+    while state["seconds"] < budget:
+        frac = state["seconds"] / budget
+        lr = a.lr * (0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (state["step"] + 1) / 200)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch, texts = zip(*[make_sample(rng, real, backgrounds, a.p_real) for _ in range(a.batch)])
+        x = to_tensor(batch).to(device)
+        tgt, tgt_len = encode_targets(texts)
+        logits = model(x)[:, :, 0, :]  # N C T
+        logp = F.log_softmax(logits, 1).permute(2, 0, 1)  # T N C
+        in_len = torch.full((len(texts),), logp.shape[0], dtype=torch.long)
+        loss = ctc(logp, tgt.to(device), in_len, tgt_len)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        now = time.time()
+        state["seconds"] += now - t_last
+        t_last = now
+        state["step"] += 1
+        state["samples"] += len(texts)
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        if state["step"] % 50 == 0:
+            print(f"step {state['step']} {state['seconds'] / 60:.1f}/{a.minutes} min loss {loss_avg:.3f} lr {lr:.2e} "
+                  f"{state['samples'] / max(1, state['seconds']):.0f} samples/s", flush=True)
+        done = state["seconds"] >= budget
+        if now - last_ckpt > 300 or done:
+            last_ckpt = now
+            accs = {k: evaluate(model, v) for k, v in evals.items()}
+            mean_acc = float(np.mean(list(accs.values()))) if accs else 0.0
+            state["history"].append({"minutes": round(state["seconds"] / 60, 1), "acc": accs})
+            print(f"eval at {state['seconds'] / 60:.1f} min: {accs}", flush=True)
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt_path)
+            if mean_acc > state["best"] or a.smoke or done and not accs:
+                state["best"] = mean_acc
+                meta = {"version": "1", "steps": state["step"], "samples": state["samples"],
+                        "minutes": round(state["seconds"] / 60, 1), "batch": a.batch, "seed": a.seed,
+                        "real_datasets": [os.path.basename(r.rstrip("/").split(":")[0]) for r in a.real],
+                        "real_crops": len(real) if real else 0, "p_real": a.p_real,
+                        "held_out_greedy_exact_on_gt_crops": accs, "torch": torch.__version__,
+                        "params": sum(p.numel() for p in model.parameters())}
+                diff = export(model, a.out, meta)
+                torch.save({"model": model.state_dict()}, os.path.join(a.run_dir, "best.pt"))
+                print(f"exported {a.out} (mean held-out {mean_acc:.3f}, opencv diff {diff:.2e})", flush=True)
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
