@@ -396,9 +396,14 @@ def losses(model, t):
         corp = cor_l.reshape(B, 8, -1)[t["bi"], :, t["idx"]]
         l_off = (offp - t["off"]).abs().sum(1).mean()
         l_cor = (F.smooth_l1_loss(corp, t["cor"], reduction="none", beta=0.1).sum(1) * t["cw"]).sum() / t["cw"].sum().clamp(min=1e-3)
+        # the axis-aligned box (bounding box of the corners) is exact for real and synthetic plates alike
+        def bbox(c):
+            c = c.reshape(-1, 4, 2)
+            return torch.cat([c.min(1)[0], c.max(1)[0]], 1)
+        l_box = F.smooth_l1_loss(bbox(corp), bbox(t["cor"]), reduction="none", beta=0.1).sum(1).mean()
     else:
-        l_off = l_cor = hm_l.sum() * 0
-    return l_hm, l_off, l_cor
+        l_off = l_cor = l_box = hm_l.sum() * 0
+    return l_hm, l_off, l_cor, l_box
 
 
 # ------------------------------------------------------------------------------------------ inference
@@ -778,8 +783,8 @@ def main():
         t = collate(batch, a.crop, a.real_corner_weight)
         t = {k: v.to(dev) for k, v in t.items()}
         t1 = time.time()
-        l_hm, l_off, l_cor = losses(model, t)
-        loss = l_hm + l_off + 0.5 * l_cor
+        l_hm, l_off, l_cor, l_box = losses(model, t)
+        loss = l_hm + l_off + 0.5 * l_cor + 0.5 * l_box
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -789,11 +794,11 @@ def main():
         t_train += t2 - t1
         state["step"] += 1
         state["samples"] += a.batch
-        v = np.array([loss.item(), l_hm.item(), l_off.item(), l_cor.item()])
+        v = np.array([loss.item(), l_hm.item(), l_off.item(), l_cor.item(), l_box.item()])
         run_avg = v if run_avg is None else 0.98 * run_avg + 0.02 * v
         if state["step"] % 50 == 0 or a.smoke:
             log(f"step {state['step']} samples {state['samples']} {elapsed / 60:.1f}/{a.minutes:.0f} min lr {lr:.2e} "
-                f"loss {run_avg[0]:.3f} hm {run_avg[1]:.3f} off {run_avg[2]:.3f} cor {run_avg[3]:.3f} "
+                f"loss {run_avg[0]:.3f} hm {run_avg[1]:.3f} off {run_avg[2]:.3f} cor {run_avg[3]:.3f} box {run_avg[4]:.3f} "
                 f"data {t_data / state['step'] if not a.resume else 0:.3f}s/b train {t_train:.0f}s "
                 f"{state['samples'] / max(elapsed, 1):.1f} samples/s")
         if time.time() - last_ckpt > a.ckpt_every * 60:

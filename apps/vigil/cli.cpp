@@ -128,6 +128,28 @@ Header probe(const std::string& bytes) {
   return h;
 }
 
+// Offset of the first start-of-scan marker; the size when the headers end before one (cut short), 0 when
+// the segments cannot be walked.
+size_t jpeg_scan_start(const std::string& bytes) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (p[i] != 0xFF) return 0;
+    const unsigned char m = p[i + 1];
+    if (m == 0xFF) {
+      ++i;
+    } else if (m == 0xDA) {
+      return i;
+    } else if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+      i += 2;
+    } else {
+      i += 2 + be16(p + i + 2);
+    }
+  }
+  return n;
+}
+
 std::string describe_start(const std::string& bytes) {
   std::string s;
   for (size_t i = 0; i < std::min<size_t>(bytes.size(), 8); ++i) {
@@ -180,9 +202,10 @@ LoadedImage load_image(const std::string& path, std::size_t max_pixels) {
     return r;
   }
   if (h.kind == "jpeg") {
-    // A JPEG cut short decodes with grey blocks and only a libjpeg warning: refuse it instead.
-    const size_t tail = bytes.size() > 64 ? bytes.size() - 64 : 0;
-    if (bytes.find("\xFF\xD9", tail) == std::string::npos) {
+    // A JPEG cut short decodes with grey blocks and only a libjpeg warning: refuse it instead. The end marker
+    // is looked for anywhere after the first scan, not just at the end: cameras append data after it
+    // (motion-photo videos, maker trailers), and an EXIF thumbnail before the scan has its own.
+    if (bytes.find("\xFF\xD9", jpeg_scan_start(bytes)) == std::string::npos) {
       r.error = "truncated JPEG (no end-of-image marker): the file was cut short";
       return r;
     }

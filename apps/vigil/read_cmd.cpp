@@ -24,7 +24,7 @@ struct ReadFlags {
 
 nlohmann::json plate_json(const Plate& p) {
   nlohmann::json corners = nlohmann::json::array();
-  for (const auto& c : p.corners) corners.push_back({std::round(c.x * 10) / 10, std::round(c.y * 10) / 10});
+  for (const auto& c : p.corners) corners.push_back({std::round(c.x * 10.0) / 10, std::round(c.y * 10.0) / 10});
   nlohmann::json cands = nlohmann::json::array();
   for (const auto& c : p.candidates)
     cands.push_back({{"text", c.text}, {"confidence", std::round(c.confidence * 1e4) / 1e4},
@@ -41,12 +41,20 @@ nlohmann::json plate_json(const Plate& p) {
           {"candidates", cands}};
 }
 
-std::string annotate_name(const std::string& path, std::set<std::string>& used) {
-  const fs::path p(path);
-  std::string stem = p.stem().string(), name = stem + ".jpg";
-  for (int i = 2; used.count(name); ++i) name = stem + "_" + std::to_string(i) + ".jpg";
-  used.insert(name);
-  return name;
+std::string same_file_key(const std::string& path) {
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(path, ec);
+  return ec ? path : p.string();
+}
+
+// `used` starts with the inputs' own paths, so an annotated copy never overwrites a photo being read.
+std::string annotate_path(const std::string& dir, const std::string& path, std::set<std::string>& used) {
+  const std::string stem = fs::path(path).stem().string();
+  std::string out = (fs::path(dir) / (stem + ".jpg")).string();
+  for (int i = 2; used.count(same_file_key(out)); ++i)
+    out = (fs::path(dir) / (stem + "_" + std::to_string(i) + ".jpg")).string();
+  used.insert(same_file_key(out));
+  return out;
 }
 
 void draw(cv::Mat& img, const Recognition& r) {
@@ -99,6 +107,8 @@ int run(const ReadFlags& f) {
   }
   Progress progress(inputs.size(), "images");
   std::set<std::string> used_names;
+  if (!f.annotate_dir.empty())
+    for (const auto& path : inputs) used_names.insert(same_file_key(path));
   std::size_t n_errors = 0, n_plates = 0, n_done = 0;
   std::vector<double> totals;
   const auto t_start = std::chrono::steady_clock::now();
@@ -132,7 +142,8 @@ int run(const ReadFlags& f) {
                             {"read", std::round(r.ms.read_ms * 100) / 100},
                             {"total", std::round(r.ms.total_ms * 100) / 100}}},
                           {"error", img.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(img.error)}};
-      std::cout << j.dump() << "\n";
+      // Replace, not throw, on file names that are not UTF-8 (Latin-1 names from old cameras).
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else if (img.error.empty()) {
       if (r.plates.empty()) std::cout << path << ": no plates\n";
       for (const auto& p : r.plates) {
@@ -151,7 +162,7 @@ int run(const ReadFlags& f) {
     std::cout.flush();
     if (!f.annotate_dir.empty() && img.error.empty()) {
       draw(img.image, r);
-      const std::string out = (fs::path(f.annotate_dir) / annotate_name(path, used_names)).string();
+      const std::string out = annotate_path(f.annotate_dir, path, used_names);
       if (!cv::imwrite(out, img.image)) std::cerr << "vigil read: cannot write " << out << "\n";
     }
     progress.tick(++n_done);

@@ -182,6 +182,7 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
     return Error{"this build has no Tesseract reader: install libtesseract-dev and rebuild"};
 #endif
   }
+  log(LogLevel::kDebug, "models from " + impl->models_dir + ", formats from " + formats_file);
   return Recognizer(std::move(impl));
 }
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Smoke test of the training recipes (CTest "training_smoke"): trains both models for a few steps on a
+# generated toy dataset, exports ONNX + sidecars, and checks that `vigil read` loads and runs them.
+# Usage: training/smoke_test.sh VIGIL_BINARY
+set -euo pipefail
+vigil=$1
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+py=/usr/bin/python3
+$py "$here/make_toy_dataset.py" "$tmp/toy" --n 12
+$py "$here/train_reader.py" --smoke --real "$tmp/toy/plates" --eval "$tmp/toy/plates:all" \
+    --backgrounds "$tmp/toy/negatives" --out "$tmp/models/reader.onnx" --run-dir "$tmp/runs/reader"
+$py "$here/train_detector.py" --smoke --train-set "$tmp/toy/plates" --test-set "$tmp/toy/plates" \
+    --negatives "$tmp/toy/negatives" --out "$tmp/models/detector.onnx" --run-dir "$tmp/runs/detector"
+for f in reader.onnx reader.json detector.onnx detector.json; do
+  [ -s "$tmp/models/$f" ] || { echo "smoke training did not write $f"; exit 1; }
+done
+"$vigil" read --json --models "$tmp/models" --formats "$here/../data/plate_formats.json" \
+    "$tmp/toy/plates/toy000.jpg" | grep -q '"error":null'
+echo "training smoke OK"

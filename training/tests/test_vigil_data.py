@@ -1,0 +1,140 @@
+"""Unit tests of the training tools: importers, the split (pinned to the C++ values), the dataset check,
+the plate renderer and the reader's rectification."""
+import os
+import sys
+import tempfile
+import unittest
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import synth  # noqa: E402
+import vigil_data  # noqa: E402
+
+
+def write_img(path, w=64, h=48):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cv2.imwrite(path, np.full((h, w, 3), 127, np.uint8))
+
+
+class SplitTest(unittest.TestCase):
+    def test_hash_matches_cpp(self):
+        # Same values as tests/dataset_test.cpp: both sides must put each image in the same part.
+        self.assertEqual(vigil_data.split_hash(0, "AYO9034.jpg"), 1609725096428171723)
+        self.assertEqual(vigil_data.split_hash(42, "car1.jpg"), 13909594344959146637)
+
+    def test_fraction(self):
+        names = [f"img{i}.jpg" for i in range(2000)]
+        share = sum(vigil_data.in_test_split(n) for n in names) / len(names)
+        self.assertAlmostEqual(share, 0.2, delta=0.03)
+        self.assertNotEqual([vigil_data.in_test_split(n, seed=1) for n in names],
+                            [vigil_data.in_test_split(n, seed=2) for n in names])
+
+
+class ImportersTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_openalpr(self):
+        write_img(f"{self.d}/a/car.jpg")
+        with open(f"{self.d}/a/car.txt", "w") as f:
+            f.write("car.jpg\t10\t20\t30\t8\tab-12 3\n")
+        s = vigil_data.load_dataset(f"{self.d}/a")
+        self.assertEqual(len(s), 1)
+        self.assertEqual((s[0].plates[0].x, s[0].plates[0].w, s[0].plates[0].text), (10, 30, "AB123"))
+
+    def test_voc_with_text_from_file_name(self):
+        write_img(f"{self.d}/v/Images/AP-666-TQ.jpg")
+        os.makedirs(f"{self.d}/v/Annotations")
+        with open(f"{self.d}/v/Annotations/AP-666-TQ.xml", "w") as f:
+            f.write("<annotation verified='yes'><filename>AP-666-TQ.jpg</filename><size><width>64</width>"
+                    "<height>48</height></size><object><name>plate</name><bndbox><xmin>1.5</xmin><ymin>2</ymin>"
+                    "<xmax>30</xmax><ymax>12</ymax></bndbox></object></annotation>")
+        s = vigil_data.load_dataset(f"{self.d}/v")
+        self.assertEqual(len(s), 1)
+        self.assertEqual(s[0].plates[0].text, "AP666TQ")
+        self.assertAlmostEqual(s[0].plates[0].w, 28.5)
+
+    def test_yolo(self):
+        write_img(f"{self.d}/y/images/train/a.jpg", 100, 50)
+        os.makedirs(f"{self.d}/y/labels/train")
+        with open(f"{self.d}/y/labels/train/a.txt", "w") as f:
+            f.write("0 0.5 0.5 0.2 0.1\n")
+        s = vigil_data.load_dataset(f"{self.d}/y")
+        self.assertEqual(len(s), 1)
+        self.assertTrue(s[0].boxes_normalized)
+        p = s[0].boxes_px(100, 50)[0]
+        self.assertAlmostEqual(p.x, 40)
+        self.assertAlmostEqual(p.h, 5)
+
+    def test_csv_groups_rows_and_reports_bad_lines(self):
+        write_img(f"{self.d}/c/x.jpg")
+        with open(f"{self.d}/c/labels.csv", "w") as f:
+            f.write("filename,width,height,class,xmin,ymin,xmax,ymax,text\n"
+                    "x.jpg,64,48,plate,1,2,11,6,1AB2345\nx.jpg,64,48,plate,20,2,40,8,\nbad,row\n")
+        warnings = []
+        s = vigil_data.load_dataset(f"{self.d}/c/labels.csv", warnings=warnings)
+        self.assertEqual(len(s), 1)
+        self.assertEqual(len(s[0].plates), 2)
+        self.assertEqual(s[0].plates[0].text, "1AB2345")
+        self.assertTrue(any(":4:" in w for w in warnings))
+
+    def test_missing_path(self):
+        with self.assertRaises(FileNotFoundError):
+            vigil_data.load_dataset(f"{self.d}/nope")
+
+
+class CheckTest(unittest.TestCase):
+    def test_detects_bad_images(self):
+        with tempfile.TemporaryDirectory() as d:
+            good = f"{d}/good.jpg"
+            write_img(good)
+            self.assertIsNone(vigil_data.check_image(good))
+            with open(f"{d}/empty.jpg", "wb"):
+                pass
+            self.assertIn("empty", vigil_data.check_image(f"{d}/empty.jpg"))
+            with open(f"{d}/doc.jpg", "wb") as f:
+                f.write(b"%PDF-1.4 hello")
+            self.assertIn("not an image", vigil_data.check_image(f"{d}/doc.jpg"))
+            cv2.imwrite(f"{d}/really_png.jpg.png", np.zeros((8, 8, 3), np.uint8))
+            os.rename(f"{d}/really_png.jpg.png", f"{d}/liar.jpg")
+            self.assertIn("PNG", vigil_data.check_image(f"{d}/liar.jpg"))
+
+
+class SynthTest(unittest.TestCase):
+    def test_render_every_country(self):
+        rng = np.random.default_rng(0)
+        for country in synth.COUNTRIES:
+            img, text, two = synth.render_plate(rng, country)
+            self.assertEqual(img.dtype, np.uint8)
+            self.assertEqual(img.ndim, 3)
+            self.assertRegex(text, r"^[A-Z0-9]{3,10}$", country)
+            self.assertGreater(img.std(), 10, country)  # something was drawn
+
+    def test_deterministic(self):
+        a = synth.render_plate(np.random.default_rng(5))
+        b = synth.render_plate(np.random.default_rng(5))
+        self.assertEqual(a[1], b[1])
+        self.assertTrue(np.array_equal(a[0], b[0]))
+
+
+class RectifyTest(unittest.TestCase):
+    def test_two_line_halves_side_by_side(self):
+        import train_reader as tr
+        img = np.zeros((100, 100), np.uint8)
+        img[:50] = 200  # top half bright, bottom dark
+        quad = np.float32([[0, 0], [100, 0], [100, 100], [0, 100]])
+        quad = tr.expand_quad(quad, -tr.MARGIN_X / (1 + 2 * tr.MARGIN_X), -tr.MARGIN_Y / (1 + 2 * tr.MARGIN_Y))
+        out = tr.rectify(img, quad, True)
+        self.assertEqual(out.shape, (tr.IN_H, tr.IN_W))
+        self.assertGreater(out[:, : tr.IN_W // 2 - 4].mean(), 150)
+        self.assertLess(out[:, tr.IN_W // 2 + 4:].mean(), 50)
+
+
+if __name__ == "__main__":
+    unittest.main()
