@@ -20,12 +20,6 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // A mistyped command ("vigil raed x.jpg") is left over unparsed and CLI11 only says a subcommand is required.
-    if (dynamic_cast<const CLI::RequiredError*>(&e) && app.get_subcommands().empty() && !app.remaining().empty()) {
-      std::cerr << "vigil: unknown command or option '" << app.remaining().front()
-                << "' (commands: read, bench)\nRun with --help for more information.\n";
-      return 2;
-    }
     return app.exit(e) == 0 ? 0 : 2;
   }
   return exit_code;
