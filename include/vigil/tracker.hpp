@@ -39,7 +39,7 @@ struct TrackerOptions {
                                      // a different plate even when the boxes overlap
   float min_confidence = 0.0f;    // events whose voted confidence is below this are dropped (0..1)
   int top_n = 5;                  // candidates kept in an event
-  std::string preferred_country{};  // for format-aware voting; "" none
+  std::string preferred_country{};   // for format-aware voting; "" none
 };
 
 struct PlateEvent {
@@ -68,7 +68,7 @@ struct PlateEvent {
 struct TrackView {
   int id = 0;
   cv::Rect box;
-  std::string best_text;        // the text with the largest summed read confidence so far
+  std::string best_text;         // the text with the largest summed read confidence so far
   float best_confidence = 0.0f;  // the highest confidence of a single read of best_text
   int frames = 0;                // reads in the current voting window
 };
@@ -106,16 +106,16 @@ class PlateTracker {
 // character there, divided by the number of all reads. A text's confidence (0..1) is that share at its
 // least certain position: 20 reads agreeing at 0.95 give 0.95, a lone read its weakest character, and
 // reads of another length or with another character count against it. Decoded::char_confidences holds
-// the per-position shares. Candidates: each length's voted text,
-// second-best characters at its three least certain positions (and the two least certain together),
-// and every distinct read. They are ranked by share times 1.5 when the text fits a format, 2 when it
-// fits preferred_country's, so a format only breaks near-ties. Reads with an empty text are ignored;
-// none left gives an empty Decoded. Pure function, thread-safe.
-Decoded vote_reads(const std::vector<Plate>& reads, const FormatSet& formats, const std::string& preferred_country,
-                   int top_n);
+// the per-position shares. Candidates: each length's voted text, second-best characters at its three
+// least certain positions (and at the two least certain together), and every distinct read; ranked by
+// share times 1.5 when the text fits a format and 2 when it fits preferred_country's, so a format
+// decides only between texts whose shares are within a factor of 2. Reads with an empty text are
+// ignored; none left gives an empty Decoded. Pure function, thread-safe.
+Decoded vote_reads(const std::vector<Plate>& reads, const FormatSet& formats,
+                   const std::string& preferred_country, int top_n);
 
-// RFC 4122 version-4 UUID string from a random source, e.g. "3f0c2a9e-7b1d-4c55-9a0e-5d2b8c7e1f40": lower-case
-// hex, version nibble 4, variant 8..b. Thread-safe.
+// RFC 4122 version-4 UUID string from a random source, e.g. "3f0c2a9e-7b1d-4c55-9a0e-5d2b8c7e1f40":
+// lower-case hex, version nibble 4, variant 8..b. Thread-safe.
 std::string make_uuid();
 
 }  // namespace vigil

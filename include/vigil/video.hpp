@@ -6,10 +6,9 @@
 //   vigil::StreamOptions opt;
 //   opt.camera_id = "gate-1";
 //   opt.source = "rtsp://10.0.0.5/stream1";               // or a file, a folder, "/dev/video0", "0", ...
-//   auto sink = std::make_shared<vigil::JsonLinesSink>(*out, vigil::JsonLinesOptions{.clock = vigil::EventClock::kWall});
-//   auto stream = vigil::Stream::open(*rec, opt, {sink});
-//   if (!stream) { std::cerr << stream.error() << "\n"; return 1; }
-//   stream->start();
+//   auto sink = std::make_shared<vigil::JsonLinesSink>(*out, vigil::JsonLinesOptions{.clock =
+//   vigil::EventClock::kWall}); auto stream = vigil::Stream::open(*rec, opt, {sink}); if (!stream) {
+//   std::cerr << stream.error() << "\n"; return 1; } stream->start();
 //   ...                                                    // events arrive at the sink
 //   stream->stop();                                        // e.g. on SIGINT: open tracks are flushed
 //   stream->wait();
@@ -26,10 +25,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "vigil/common.hpp"
 #include "vigil/recognizer.hpp"
@@ -42,9 +40,9 @@ namespace vigil {
 
 // One decoded frame.
 struct Frame {
-  cv::Mat image;       // BGR, owned by the frame (a source never reuses it)
-  double t = 0.0;      // seconds: from the stream's start for files and image sequences (the container's
-                       // clock), Unix time (wall clock) for live sources; non-decreasing per source
+  cv::Mat image;           // BGR, owned by the frame (a source never reuses it)
+  double t = 0.0;          // seconds: from the stream's start for files and image sequences (the container's
+                           // clock), Unix time (wall clock) for live sources; non-decreasing per source
   std::int64_t index = 0;  // 0-based position in the source, counting frames skipped by stride
   std::chrono::steady_clock::time_point decoded_at;  // when the source produced it (for latency figures)
 };
@@ -59,13 +57,13 @@ enum class SourceKind {
 const char* to_string(SourceKind kind);
 
 struct SourceOptions {
-  int stride = 1;             // files and image sequences: keep every Nth frame (1: all); live sources
-                              // ignore it (they drop frames when recognition falls behind instead)
-  double images_fps = 10.0;   // image sequences: frame rate that gives their timestamps (frames/second)
+  int stride = 1;            // files and image sequences: keep every Nth frame (1: all); live sources
+                             // ignore it (they drop frames when recognition falls behind instead)
+  double images_fps = 10.0;  // image sequences: frame rate that gives their timestamps (frames/second)
   enum class Live { kAuto, kYes, kNo };
-  Live live = Live::kAuto;    // kAuto: devices, network streams and pipelines are live, files are not;
-                              // kYes makes a file behave like a camera (wall clock, reconnects)
-  double reconnect_delay_s = 0.5;       // live: first wait after a failed open or read (seconds)
+  Live live = Live::kAuto;         // kAuto: devices, network streams and pipelines are live, files are not;
+                                   // kYes makes a file behave like a camera (wall clock, reconnects)
+  double reconnect_delay_s = 0.5;  // live: first wait after a failed open or read (seconds)
   double reconnect_delay_max_s = 10.0;  // live: the wait doubles after each failure up to this (seconds)
   int reconnect_attempts_max = 0;       // live: consecutive failed attempts before giving up; 0: never
   int open_timeout_ms = 10000;          // network sources: connection timeout (milliseconds)
@@ -83,15 +81,15 @@ enum class ReadStatus {
 
 // Counters of a source; all counts since it was opened.
 struct SourceStats {
-  std::int64_t frames_read = 0;       // frames taken from the source, including those skipped by stride
-  std::int64_t frames_returned = 0;   // frames returned by read()
-  std::int64_t frames_stale = 0;      // live: repeated frames not returned (see drop_repeated)
-  std::int64_t frames_unreadable = 0; // image sequences: files that could not be decoded (skipped)
-  std::int64_t frames_expected = -1;  // files: the container's frame count; -1 when unknown
-  std::int64_t outages = 0;           // live: times the source was lost or could not be opened
-  std::int64_t reconnects = 0;        // live: times it came back after an outage
-  double outage_s = 0.0;              // live: total seconds without a source
-  double fps = 0.0;                   // nominal frames/second of the source; 0 when unknown
+  std::int64_t frames_read = 0;        // frames taken from the source, including those skipped by stride
+  std::int64_t frames_returned = 0;    // frames returned by read()
+  std::int64_t frames_stale = 0;       // live: repeated frames not returned (see drop_repeated)
+  std::int64_t frames_unreadable = 0;  // image sequences: files that could not be decoded (skipped)
+  std::int64_t frames_expected = -1;   // files: the container's frame count; -1 when unknown
+  std::int64_t outages = 0;            // live: times the source was lost or could not be opened
+  std::int64_t reconnects = 0;         // live: times it came back after an outage
+  double outage_s = 0.0;               // live: total seconds without a source
+  double fps = 0.0;                    // nominal frames/second of the source; 0 when unknown
 };
 
 class FrameSource {
@@ -206,31 +204,31 @@ class JsonLinesSink : public EventSink {
 // Motion gating: a frame is recognised only when it differs enough from the last recognised frame.
 struct MotionOptions {
   bool enabled = true;
-  int width = 160;             // frames are compared downscaled to this width, in grey (pixels)
-  int pixel_threshold = 24;    // a pixel changed when its grey level moved by more than this (0..255)
-  int dilate = 1;              // 3x3 dilations of the changed-pixel mask (joins a car's fragments)
-  double area_min = 0.002;     // fraction (0..1) of the compared pixels (the ROI's, when set) that must
-                               // change for a frame to be recognised
-  double keepalive_s = 0.5;    // while tracks are open, recognise at least this often even without motion
-                               // (seconds), so a stopped car's track does not end; capped at half the
-                               // tracker's max_gap_s
+  int width = 160;           // frames are compared downscaled to this width, in grey (pixels)
+  int pixel_threshold = 24;  // a pixel changed when its grey level moved by more than this (0..255)
+  int dilate = 1;            // 3x3 dilations of the changed-pixel mask (joins a car's fragments)
+  double area_min = 0.002;   // fraction (0..1) of the compared pixels (the ROI's, when set) that must
+                             // change for a frame to be recognised
+  double keepalive_s = 0.5;  // while tracks are open, recognise at least this often even without motion
+                             // (seconds), so a stopped car's track does not end; capped at half the
+                             // tracker's max_gap_s
 };
 
 struct StreamFrame;
 
 struct StreamOptions {
-  std::string camera_id = "cam";   // names the stream in events and log messages
-  std::string source;              // a spec for open_source()
+  std::string camera_id = "cam";  // names the stream in events and log messages
+  std::string source;             // a spec for open_source()
   SourceOptions source_options;
-  TrackerOptions tracker;          // its camera_id is replaced by camera_id
+  TrackerOptions tracker;  // its camera_id is replaced by camera_id
   MotionOptions motion;
-  std::vector<cv::Point2f> roi;    // region of interest: a polygon (>= 3 points) in frame pixels; plates
-                                   // whose box centre is outside are ignored; empty: the whole frame
-  bool roi_crop = true;            // recognise only the ROI's bounding rectangle (faster)
-  int plate_width_min = 0;         // plates narrower than this are ignored (pixels)
-  int queue_size = 0;              // frames between decoding and recognition; 0: 2 for live sources, 4 for
-                                   // files. Full queue: live sources drop the oldest frame, files wait.
-  bool timings = false;            // keep latency samples in StreamStats (for benchmarks)
+  std::vector<cv::Point2f> roi;  // region of interest: a polygon (>= 3 points) in frame pixels; plates
+                                 // whose box centre is outside are ignored; empty: the whole frame
+  bool roi_crop = true;          // recognise only the ROI's bounding rectangle (faster)
+  int plate_width_min = 0;       // plates narrower than this are ignored (pixels)
+  int queue_size = 0;            // frames between decoding and recognition; 0: 2 for live sources, 4 for
+                                 // files. Full queue: live sources drop the oldest frame, files wait.
+  bool timings = false;          // keep latency samples in StreamStats (for benchmarks)
   // Called on the recognition thread for every frame taken from the queue (after the tracker saw it),
   // e.g. to draw and write an annotated video. Keep it short: the pipeline waits for it.
   std::function<void(const StreamFrame&)> on_frame;
@@ -239,8 +237,8 @@ struct StreamOptions {
 // What the recognition thread did with one frame; the references are valid during on_frame only.
 struct StreamFrame {
   const Frame& frame;
-  bool recognized;                   // false: skipped by motion gating (the tracker was only aged)
-  const std::vector<Plate>& plates;  // reads kept (inside the ROI, wide enough), boxes in frame pixels
+  bool recognized;                       // false: skipped by motion gating (the tracker was only aged)
+  const std::vector<Plate>& plates;      // reads kept (inside the ROI, wide enough), boxes in frame pixels
   const std::vector<TrackView>& tracks;  // tracks open after this frame
   const std::vector<cv::Point2f>& roi;   // the stream's ROI polygon (empty: whole frame)
 };
@@ -259,10 +257,10 @@ struct StreamStats {
   double wall_s = 0.0;                     // seconds since start() (until the stream finished)
   double recognize_s = 0.0;                // seconds spent in recognize()
   // Only with StreamOptions::timings (milliseconds):
-  std::vector<double> recognize_ms;        // per recognised frame: recognize() time
-  std::vector<double> frame_latency_ms;    // per processed frame: decoded -> done (queue wait included)
-  std::vector<double> event_latency_ms;    // per event: decoding of the frame that ended its track ->
-                                           // event delivered (tracks ended by the final flush excluded)
+  std::vector<double> recognize_ms;      // per recognised frame: recognize() time
+  std::vector<double> frame_latency_ms;  // per processed frame: decoded -> done (queue wait included)
+  std::vector<double> event_latency_ms;  // per event: decoding of the frame that ended its track ->
+                                         // event delivered (tracks ended by the final flush excluded)
 };
 
 class Stream {
@@ -271,6 +269,10 @@ class Stream {
   // creates its tracker. `recognizer` must outlive the stream. Does not start any thread.
   static Result<Stream> open(const Recognizer& recognizer, StreamOptions options,
                              std::vector<std::shared_ptr<EventSink>> sinks);
+  // As above with a source opened by the caller (options.source and source_options are then unused):
+  // for custom sources, or to look at the source (live()?) before choosing the sinks.
+  static Result<Stream> open(const Recognizer& recognizer, std::unique_ptr<FrameSource> source,
+                             StreamOptions options, std::vector<std::shared_ptr<EventSink>> sinks);
   Stream(Stream&&) noexcept;
   Stream& operator=(Stream&&) noexcept;
   Stream(const Stream&) = delete;

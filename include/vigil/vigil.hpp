@@ -11,3 +11,4 @@
 #include "vigil/dataset.hpp"
 #include "vigil/formats.hpp"
 #include "vigil/recognizer.hpp"
+#include "vigil/tracker.hpp"
