@@ -148,7 +148,7 @@ nlohmann::json to_json(const SetResult& s) {
     std::size_t kept = 0, right = 0;
     for (const auto& [c, ok] : s.reads)
       if (c >= t) ++kept, right += ok;
-    sweep.push_back({{"min_confidence", t}, {"reported", kept}, {"correct", right},
+    sweep.push_back({{"min_confidence", std::round(t * 100.0) / 100}, {"reported", kept}, {"correct", right},
                      {"precision", kept ? double(right) / kept : 0.0}, {"recall", pct(right, s.gt_texts) / 100}});
   }
   return {{"dataset", s.name},
@@ -211,7 +211,7 @@ int run(const BenchFlags& f) {
     }
     if (s.bad_images) status = 1;
   }
-  if (f.json) std::cout << all.dump(2) << "\n";
+  if (f.json) std::cout << all.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return status;
 }
 

@@ -205,7 +205,7 @@ LoadedImage load_image(const std::string& path, std::size_t max_pixels) {
     // A JPEG cut short decodes with grey blocks and only a libjpeg warning: refuse it instead. The end marker
     // is looked for anywhere after the first scan, not just at the end: cameras append data after it
     // (motion-photo videos, maker trailers), and an EXIF thumbnail before the scan has its own.
-    if (bytes.find("\xFF\xD9", bytes.size() > 64 ? bytes.size() - 64 : 0) == std::string::npos) {
+    if (bytes.find("\xFF\xD9", jpeg_scan_start(bytes)) == std::string::npos) {
       r.error = "truncated JPEG (no end-of-image marker): the file was cut short";
       return r;
     }

@@ -25,7 +25,7 @@ struct ReadFlags {
 nlohmann::json plate_json(const Plate& p) {
   nlohmann::json corners = nlohmann::json::array();
   for (const auto& c : p.corners)
-    corners.push_back({std::round(c.x * 10) / 10, std::round(c.y * 10) / 10});
+    corners.push_back({std::round(c.x * 10.0) / 10, std::round(c.y * 10.0) / 10});
   nlohmann::json cands = nlohmann::json::array();
   for (const auto& c : p.candidates)
     cands.push_back({{"text", c.text}, {"confidence", std::round(c.confidence * 1e4) / 1e4},
@@ -42,7 +42,11 @@ nlohmann::json plate_json(const Plate& p) {
           {"candidates", cands}};
 }
 
-std::string same_file_key(const std::string& path) { return fs::path(path).filename().string(); }
+std::string same_file_key(const std::string& path) {
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(path, ec);
+  return ec ? path : p.string();
+}
 
 // `used` starts with the inputs' own paths, so an annotated copy never overwrites a photo being read.
 std::string annotate_path(const std::string& dir, const std::string& path, std::set<std::string>& used) {
@@ -105,6 +109,7 @@ int run(const ReadFlags& f) {
   Progress progress(inputs.size(), "images");
   std::set<std::string> used_names;
   if (!f.annotate_dir.empty())
+    for (const auto& path : inputs) used_names.insert(same_file_key(path));
   std::size_t n_errors = 0, n_plates = 0, n_done = 0;
   std::vector<double> totals;
   const auto t_start = std::chrono::steady_clock::now();
@@ -139,7 +144,7 @@ int run(const ReadFlags& f) {
                             {"total", std::round(r.ms.total_ms * 100) / 100}}},
                           {"error", img.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(img.error)}};
       // Replace, not throw, on file names that are not UTF-8 (Latin-1 names from old cameras).
-      std::cout << j.dump() << "\n";
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else if (img.error.empty()) {
       if (r.plates.empty()) std::cout << path << ": no plates\n";
       for (const auto& p : r.plates) {
