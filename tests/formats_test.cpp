@@ -480,11 +480,37 @@ TEST(Decode, EveryShippedExampleReadConfidently) {
     EXPECT_EQ(plain.text, example);
     EXPECT_TRUE(plain.fits_format) << example;
     ASSERT_FALSE(shipped().match(example).empty());
-    EXPECT_EQ(plain.country, shipped().match(example).front()->country) << example;
+    // With no preference, the most specific layout (highest prior, first in file order) names the country.
+    const PlateFormat* specific = nullptr;
+    for (const PlateFormat* f : shipped().match(example))
+      if (!specific || f->prior > specific->prior) specific = f;
+    EXPECT_EQ(plain.country, specific->country) << example;
     const Decoded preferred = decode(out, shipped(), {.preferred_country = country});
     EXPECT_EQ(preferred.text, example);
     EXPECT_EQ(preferred.country, country) << example;
   }
+}
+
+TEST(Decode, SpecificLayoutBeatsTheGenericCatchAll) {
+  // "QU09034" fits only the loose US layout (prior 0.2); "QUO9034" fits the Brazilian one. The reader
+  // prefers the digit, but not by enough to beat the specific layout.
+  const CtcOutput out = make_output("_ Q _ U _ 0:.6,O:.35 _ 9 _ 0 _ 3 _ 4 _");
+  const Decoded d = decode(out, shipped());
+  EXPECT_EQ(d.text, "QUO9034");
+  EXPECT_NE(d.country, "us");  // br or de: both specific layouts fit
+  // A clear digit still wins: the prior only breaks near ties.
+  const Decoded clear = decode(make_output("_ Q _ U _ 0:.95,O:.03 _ 9 _ 0 _ 3 _ 4 _"), shipped());
+  EXPECT_EQ(clear.text, "QU09034");
+  EXPECT_EQ(clear.country, "us");
+}
+
+TEST(Formats, PriorMustBeInRange) {
+  auto bad = FormatSet::parse(R"({"formats":[{"country":"us","name":"g","pattern":"[0-9]{3}","example":"123","prior":0}]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("prior"), std::string::npos);
+  auto good = FormatSet::parse(R"({"formats":[{"country":"us","name":"g","pattern":"[0-9]{3}","example":"123","prior":0.5}]})");
+  ASSERT_TRUE(good.ok()) << good.error();
+  EXPECT_FLOAT_EQ(good->formats()[0].prior, 0.5f);
 }
 
 TEST(Decode, ResolvesOAndZeroByPosition) {

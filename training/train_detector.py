@@ -630,6 +630,8 @@ def main():
     ap.add_argument("--no-hires", action="store_true", help="skip the second 1024 pass in the evaluation")
     ap.add_argument("--update-sidecar", action="store_true",
                     help="with --eval-only: write the chosen threshold and these metrics into the sidecar")
+    ap.add_argument("--export-weights", metavar="PT",
+                    help="with --eval-only: first export this state dict (e.g. RUN_DIR/best_weights.pt) to --out")
     ap.add_argument("--threshold", type=float, help="with --eval-only: report at this threshold instead of the best")
     ap.add_argument("--smoke", action="store_true", help="tiny run (~1 minute) for CI; still exports --out")
     a = ap.parse_args()
@@ -654,6 +656,13 @@ def main():
     evaluator = Evaluator(test_sets, limit=limit)
 
     if a.eval_only:
+        if a.export_weights:
+            m = PlateDetector(**MODEL_KW)
+            m.load_state_dict(torch.load(a.export_weights, map_location="cpu"))
+            m.eval()
+            export_onnx(m, a.out)
+            ref = evaluator.sets[0][1][0][0]
+            log("exported", a.export_weights, "->", a.out, verify_onnx(m, a.out, ref, timing=True))
         res = evaluator.run(a.out, hires_size=0 if a.no_hires else 1024)
         thr, table, mr, mf = summarize(res, a.threshold)
         print_table(thr, table)

@@ -33,6 +33,9 @@ struct PlateFormat {
   std::string country;  // ISO 3166-1 alpha-2, lower case ("cz"); "us" and "br" are generic
   std::string name;     // short layout name ("standard", "motorcycle", "old", ...)
   std::string pattern;  // the pattern as written in the data file (regex subset, see FormatSet)
+  // Ranking weight of this layout when decoding (0..1, default 1): loose catch-alls such as the
+  // generic US layout get less, so a read that also fits a specific layout is not won by them.
+  float prior = 1.0f;
   // Each fixed-length expansion of the pattern: for each position the string of allowed characters.
   std::vector<std::vector<std::string>> expansions;
 };

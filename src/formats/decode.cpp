@@ -425,7 +425,11 @@ const PlateFormat* reported_format(const FormatSet& formats, const std::vector<i
                                    const std::string& preferred) {
   for (const int f : matches)
     if (!preferred.empty() && formats.formats()[f].country == preferred) return &formats.formats()[f];
-  return matches.empty() ? nullptr : &formats.formats()[matches.front()];
+  // Otherwise the most specific layout (highest prior), the first in file order among equals.
+  const PlateFormat* best = nullptr;
+  for (const int f : matches)
+    if (!best || formats.formats()[f].prior > best->prior) best = &formats.formats()[f];
+  return best;
 }
 
 }  // namespace
@@ -500,6 +504,9 @@ Decoded decode(const CtcOutput& out, const FormatSet& formats, const DecodeOptio
     h.text = text;
     if (formats.trie_) match_formats(*formats.trie_, text, h.matches);
     h.rank = h.log_prob;
+    float prior = 0.0f;
+    for (const int f : h.matches) prior = std::max(prior, formats.formats()[f].prior);
+    if (prior > 0.0f) h.rank += std::log(double(prior));
     if (!options.preferred_country.empty()) {
       for (const int f : h.matches) {
         if (formats.formats()[f].country == options.preferred_country) {
@@ -524,8 +531,9 @@ Decoded decode(const CtcOutput& out, const FormatSet& formats, const DecodeOptio
 
   std::vector<int> ranked;
   for (int i = 0; i < static_cast<int>(hyps.size()); ++i)
-    if (i != chosen) ranked.push_back(i);
-  std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return hyps[a].rank > hyps[b].rank; });
+    if (i != chosen && !hyps[i].text.empty()) ranked.push_back(i);  // "" is no alternative
+  // Alternatives by true probability: the priors decide the chosen read, not how sure each is.
+  std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return hyps[a].log_prob > hyps[b].log_prob; });
   ranked.insert(ranked.begin(), chosen);
   ranked.resize(std::min<std::size_t>(ranked.size(), std::max(options.top_n, 1)));
   for (int i : ranked) {

@@ -286,7 +286,12 @@ Result<std::vector<PlateFormat>> parse_formats(const std::string& json_text, con
       fields[f] = it->get<std::string>();
       if (f == 0) where += " (" + fields[0] + ")";
     }
-    PlateFormat format{fields[0], fields[1], fields[2], {}};
+    PlateFormat format{fields[0], fields[1], fields[2], 1.0f, {}};
+    if (const auto it = entry.find("prior"); it != entry.end()) {
+      if (!it->is_number() || it->get<double>() <= 0.0 || it->get<double>() > 1.0)
+        return Error{where + ": 'prior' must be a number in (0, 1]"};
+      format.prior = it->get<float>();
+    }
     if (!valid_country(format.country)) {
       return Error{where + ": country '" + format.country +
                    "' must be two lower-case letters (ISO 3166-1 alpha-2)"};
