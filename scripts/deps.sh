@@ -6,6 +6,7 @@ PACKAGES=(
   libopencv-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtesseract-dev tesseract-ocr-eng
+  libsqlite3-dev libssl-dev libcpp-httplib-dev tzdata
   python3 python3-torch python3-opencv python3-numpy python3-pil python3-onnx
   fonts-dejavu-core fonts-liberation2
 )

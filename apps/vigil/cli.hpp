@@ -59,5 +59,7 @@ double percentile(std::vector<double> v, double p);
 // Each subcommand adds itself to the app; its callback stores the exit status.
 void register_read(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);
+void register_watch(CLI::App& app, int& exit_code);
+void register_serve(CLI::App& app, int& exit_code);
 
 }  // namespace vigil::cli

@@ -30,7 +30,7 @@ struct DetectorOptions {
   // Large images are also searched in overlapping tiles at a higher resolution so small plates are
   // found: a tile pass runs when the image's long side exceeds tile_min_long_side pixels.
   bool tiles = true;
-  int tile_min_long_side = 1000;  // pixels
+  int tile_min_long_side = 1280;  // pixels: 1280x720 video frames run one pass; larger photos are tiled
   int max_plates = 32;            // per image
 };
 

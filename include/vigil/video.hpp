@@ -1,16 +1,18 @@
 // Video: frames from files, image folders, cameras and network streams, and a per-camera pipeline that turns
 // them into plate events, one per vehicle pass.
 //
-//   auto rec = vigil::Recognizer::load();                  // once, shared by every stream
-//   auto out = vigil::LineOutput::open("events.jsonl");   // "" or "-": standard output
+//   auto rec = vigil::Recognizer::load();                 // once, shared by every stream
+//   auto out = vigil::LineOutput::open("events.jsonl");  // "" or "-": standard output
 //   vigil::StreamOptions opt;
 //   opt.camera_id = "gate-1";
-//   opt.source = "rtsp://10.0.0.5/stream1";               // or a file, a folder, "/dev/video0", "0", ...
-//   auto sink = std::make_shared<vigil::JsonLinesSink>(*out, vigil::JsonLinesOptions{.clock =
-//   vigil::EventClock::kWall}); auto stream = vigil::Stream::open(*rec, opt, {sink}); if (!stream) {
-//   std::cerr << stream.error() << "\n"; return 1; } stream->start();
-//   ...                                                    // events arrive at the sink
-//   stream->stop();                                        // e.g. on SIGINT: open tracks are flushed
+//   opt.source = "rtsp://10.0.0.5/stream1";              // or a file, a folder, "/dev/video0", "0", ...
+//   vigil::JsonLinesOptions jo;
+//   jo.clock = vigil::EventClock::kWall;                  // a camera: ISO 8601 times
+//   auto stream = vigil::Stream::open(*rec, opt, {std::make_shared<vigil::JsonLinesSink>(*out, jo)});
+//   if (!stream) { std::cerr << stream.error() << "\n"; return 1; }
+//   stream->start();
+//   ...                                                   // events arrive at the sink
+//   stream->stop();                                       // e.g. on SIGINT: open tracks are flushed
 //   stream->wait();
 //
 // Thread-safety: a Stream runs two threads of its own (decoding, recognition); its public calls are
@@ -228,7 +230,7 @@ struct StreamOptions {
   int plate_width_min = 0;       // plates narrower than this are ignored (pixels)
   int queue_size = 0;            // frames between decoding and recognition; 0: 2 for live sources, 4 for
                                  // files. Full queue: live sources drop the oldest frame, files wait.
-  bool timings = false;          // keep latency samples in StreamStats (for benchmarks)
+  bool timings = false;          // keep latency samples (Stream::timings(), for benchmarks)
   // Called on the recognition thread for every frame taken from the queue (after the tracker saw it),
   // e.g. to draw and write an annotated video. Keep it short: the pipeline waits for it.
   std::function<void(const StreamFrame&)> on_frame;
@@ -256,11 +258,16 @@ struct StreamStats {
   std::int64_t events = 0;                 // events delivered to the sinks
   double wall_s = 0.0;                     // seconds since start() (until the stream finished)
   double recognize_s = 0.0;                // seconds spent in recognize()
-  // Only with StreamOptions::timings (milliseconds):
-  std::vector<double> recognize_ms;      // per recognised frame: recognize() time
-  std::vector<double> frame_latency_ms;  // per processed frame: decoded -> done (queue wait included)
-  std::vector<double> event_latency_ms;  // per event: decoding of the frame that ended its track ->
-                                         // event delivered (tracks ended by the final flush excluded)
+};
+
+// Latency samples of a stream, kept only with StreamOptions::timings (milliseconds).
+struct StreamTimings {
+  std::vector<double> recognize_ms;          // per recognised frame: recognize() time
+  std::vector<double> frame_latency_ms;      // per processed frame: decoded -> done (queue wait included)
+  std::vector<double> event_latency_ms;      // per event: decoding of the frame that ended its track -> event
+                                             // delivered (tracks ended by the final flush excluded)
+  std::vector<double> last_seen_latency_ms;  // per event: decoding of the frame in which its plate was last
+                                             // seen -> event delivered (includes the max_gap_s wait)
 };
 
 class Stream {
@@ -297,6 +304,8 @@ class Stream {
   // Why the source failed ("" when it ended normally or was stopped).
   std::string error() const;
   StreamStats stats() const;
+  // Latency samples so far (empty unless StreamOptions::timings).
+  StreamTimings timings() const;
 
  private:
   struct Impl;

@@ -12,3 +12,4 @@
 #include "vigil/formats.hpp"
 #include "vigil/recognizer.hpp"
 #include "vigil/tracker.hpp"
+#include "vigil/video.hpp"

@@ -21,7 +21,8 @@ enum class QueueFull {
 template <typename T>
 class BoundedQueue {
  public:
-  BoundedQueue(std::size_t capacity, QueueFull policy) : capacity_(capacity ? capacity : 1), policy_(policy) {}
+  BoundedQueue(std::size_t capacity, QueueFull policy)
+      : capacity_(capacity ? capacity : 1), policy_(policy) {}
 
   // Adds an item. False (the item is discarded) once close() was called.
   bool push(T item) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-
 #include <opencv2/imgproc.hpp>
 
 namespace vigil {
@@ -15,7 +14,8 @@ MotionGate::MotionGate(const MotionOptions& options, std::vector<cv::Point2f> ro
 double MotionGate::changed_fraction(const cv::Mat& bgr) {
   if (bgr.empty()) return 0.0;
   const double scale = std::min(1.0, double(options_.width) / bgr.cols);
-  const cv::Size small(std::max(1, int(std::lround(bgr.cols * scale))), std::max(1, int(std::lround(bgr.rows * scale))));
+  const cv::Size small(std::max(1, int(std::lround(bgr.cols * scale))),
+                       std::max(1, int(std::lround(bgr.rows * scale))));
   if (bgr.size() != frame_size_) {
     frame_size_ = bgr.size();
     reference_.release();
@@ -23,7 +23,8 @@ double MotionGate::changed_fraction(const cv::Mat& bgr) {
     mask_area_ = small.area();
     if (roi_.size() >= 3) {
       std::vector<cv::Point> poly;
-      for (const auto& p : roi_) poly.emplace_back(int(std::lround(p.x * scale)), int(std::lround(p.y * scale)));
+      for (const auto& p : roi_)
+        poly.emplace_back(int(std::lround(p.x * scale)), int(std::lround(p.y * scale)));
       mask_ = cv::Mat::zeros(small, CV_8U);
       cv::fillPoly(mask_, std::vector<std::vector<cv::Point>>{poly}, cv::Scalar(255));
       mask_area_ = cv::countNonZero(mask_);

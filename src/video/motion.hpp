@@ -1,9 +1,8 @@
 // Motion gating: is a frame different enough from the last recognised one to be worth recognising?
 #pragma once
 
-#include <vector>
-
 #include <opencv2/core.hpp>
+#include <vector>
 
 #include "vigil/video.hpp"
 

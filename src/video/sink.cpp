@@ -5,7 +5,6 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -35,18 +34,20 @@ LineOutput::~LineOutput() {
 
 bool LineOutput::write_line(const std::string& line) {
   std::lock_guard lock(mutex_);
-  const bool ok = std::fwrite(line.data(), 1, line.size(), file_) == line.size() && std::fputc('\n', file_) != EOF &&
-                  std::fflush(file_) == 0;
+  const bool ok = std::fwrite(line.data(), 1, line.size(), file_) == line.size() &&
+                  std::fputc('\n', file_) != EOF && std::fflush(file_) == 0;
   if (!ok && !failed_) {
     failed_ = true;
-    vigil::log(LogLevel::kError, "cannot write events to " + (path_ == "-" ? std::string("standard output") : path_) +
-                                     ": " + std::strerror(errno));
+    vigil::log(LogLevel::kError, "cannot write events to " +
+                                     (path_ == "-" ? std::string("standard output") : path_) + ": " +
+                                     std::strerror(errno));
   }
   return ok;
 }
 
 Result<EvidencePaths> write_evidence(const PlateEvent& event, const std::string& dir, int jpeg_quality) {
-  if (event.best_crop.empty() && event.thumbnail.empty()) return Error{"event " + event.id + " has no images"};
+  if (event.best_crop.empty() && event.thumbnail.empty())
+    return Error{"event " + event.id + " has no images"};
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Error{"cannot create evidence folder " + dir + ": " + ec.message()};
@@ -81,17 +82,20 @@ std::string iso8601_utc(double unix_seconds) {
   const std::time_t t = std::time_t(whole);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
   return buf;
 }
 
 namespace {
 
-double round_to(double v, double unit) { return std::round(v / unit) * unit; }
+// Dividing by the power of ten (not multiplying by its inverse) gives the double nearest the decimal.
+double round_to(double v, double per_unit) { return std::round(v * per_unit) / per_unit; }
 
-nlohmann::json nullable(const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); }
+nlohmann::json nullable(const std::string& s) {
+  return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+}
 
 }  // namespace
 
@@ -99,12 +103,12 @@ std::string event_to_json(const PlateEvent& e, EventClock clock, const EvidenceP
   nlohmann::json candidates = nlohmann::json::array();
   for (const auto& c : e.candidates)
     candidates.push_back(
-        {{"text", c.text}, {"confidence", round_to(c.confidence, 1e-4)}, {"country", nullable(c.country)}});
+        {{"text", c.text}, {"confidence", round_to(c.confidence, 1e4)}, {"country", nullable(c.country)}});
   nlohmann::json j;
   j["id"] = e.id;
   j["camera_id"] = e.camera_id;
   j["text"] = e.text;
-  j["confidence"] = round_to(e.confidence, 1e-4);
+  j["confidence"] = round_to(e.confidence, 1e4);
   j["country"] = nullable(e.country);
   j["fits_format"] = e.fits_format;
   j["candidates"] = candidates;
@@ -112,11 +116,11 @@ std::string event_to_json(const PlateEvent& e, EventClock clock, const EvidenceP
     j["first_seen"] = iso8601_utc(e.first_seen);
     j["last_seen"] = iso8601_utc(e.last_seen);
   } else {
-    j["first_seen"] = round_to(e.first_seen, 1e-3);
-    j["last_seen"] = round_to(e.last_seen, 1e-3);
+    j["first_seen"] = round_to(e.first_seen, 1e3);
+    j["last_seen"] = round_to(e.last_seen, 1e3);
   }
-  j["first_seen_s"] = round_to(e.first_seen, 1e-3);
-  j["last_seen_s"] = round_to(e.last_seen, 1e-3);
+  j["first_seen_s"] = round_to(e.first_seen, 1e3);
+  j["last_seen_s"] = round_to(e.last_seen, 1e3);
   j["frames"] = e.frames;
   j["direction"] = nullable(e.direction);
   j["box"] = {e.box.x, e.box.y, e.box.width, e.box.height};

@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 #include <opencv2/videoio/registry.hpp>
@@ -25,11 +24,16 @@ namespace vigil {
 
 const char* to_string(SourceKind kind) {
   switch (kind) {
-    case SourceKind::kFile: return "file";
-    case SourceKind::kImages: return "images";
-    case SourceKind::kDevice: return "device";
-    case SourceKind::kNetwork: return "network";
-    case SourceKind::kPipeline: return "pipeline";
+    case SourceKind::kFile:
+      return "file";
+    case SourceKind::kImages:
+      return "images";
+    case SourceKind::kDevice:
+      return "device";
+    case SourceKind::kNetwork:
+      return "network";
+    case SourceKind::kPipeline:
+      return "pipeline";
   }
   return "?";
 }
@@ -94,7 +98,8 @@ SourceKind classify(const std::string& spec) {
     if (s == "file") return SourceKind::kFile;
     return SourceKind::kNetwork;
   }
-  if (spec.find('!') != std::string::npos && spec.find(' ') != std::string::npos) return SourceKind::kPipeline;
+  if (spec.find('!') != std::string::npos && spec.find(' ') != std::string::npos)
+    return SourceKind::kPipeline;
   if (!spec.empty() && std::all_of(spec.begin(), spec.end(), [](unsigned char c) { return std::isdigit(c); }))
     return SourceKind::kDevice;
   if (l.rfind("/dev/", 0) == 0) return SourceKind::kDevice;
@@ -152,7 +157,8 @@ std::string diagnose_unopenable(const std::string& path) {
   if (container.empty()) {
     if ((u[0] == 0xFF && head.size() > 2 && u[1] == 0xD8) || at(0, "\x89PNG") || at(0, "BM"))
       return "an image, not a video (give it an image extension, or a folder of images)";
-    return "not a video (starts with \"" + describe_bytes(head) + "\"); supported: MP4, MKV, AVI, MOV and what "
+    return "not a video (starts with \"" + describe_bytes(head) +
+           "\"); supported: MP4, MKV, AVI, MOV and what "
            "else FFmpeg reads";
   }
   if (container == "MP4/MOV") {
@@ -160,7 +166,8 @@ std::string diagnose_unopenable(const std::string& path) {
     std::ifstream all(path, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(all)), std::istreambuf_iterator<char>());
     if (bytes.find("moov") == std::string::npos)
-      return "damaged or truncated MP4/MOV video: its index ('moov' atom) is missing, so the file was cut short "
+      return "damaged or truncated MP4/MOV video: its index ('moov' atom) is missing, so the file was cut "
+             "short "
              "or is still being written";
   }
   return "damaged or truncated " + container + " video: FFmpeg cannot open it";
@@ -324,7 +331,8 @@ class FileSource : public SourceBase {
   ReadStatus end_of_file() {
     done_ = true;
     const std::int64_t read = counters_.frames_read, expected = counters_.frames_expected;
-    if (read == 0) return fail(description_ + ": no frame could be decoded (damaged file or unsupported codec)");
+    if (read == 0)
+      return fail(description_ + ": no frame could be decoded (damaged file or unsupported codec)");
     // Frame counts from container headers can be estimates (duration x fps): allow a small shortfall.
     if (expected > 0 && read < expected - std::max<std::int64_t>(2, expected / 50))
       return fail(description_ + ": the video ended after " + std::to_string(read) + " of " +
@@ -352,8 +360,9 @@ class LiveSource : public SourceBase {
           lost(why.empty() ? "cannot open" : why);
           ++failures_;
           if (options_.reconnect_attempts_max > 0 && failures_ >= options_.reconnect_attempts_max)
-            return fail(description_ + ": gave up after " + std::to_string(failures_) +
-                        " failed attempts to open it (" + (why.empty() ? "cannot open" : why) + ")");
+            return fail(description_ + ": gave up after " + std::to_string(failures_) + " failed attempt" +
+                        (failures_ == 1 ? "" : "s") + " to open it (" + (why.empty() ? "cannot open" : why) +
+                        ")");
           if (!interrupter_.sleep(delay_)) break;
           delay_ = std::min(delay_ * 2, std::max(options_.reconnect_delay_s, options_.reconnect_delay_max_s));
           continue;
@@ -408,7 +417,8 @@ class LiveSource : public SourceBase {
     try {
       bool ok = false;
       if (kind_ == SourceKind::kDevice) {
-        const bool index = std::all_of(spec_.begin(), spec_.end(), [](unsigned char c) { return std::isdigit(c); });
+        const bool index =
+            std::all_of(spec_.begin(), spec_.end(), [](unsigned char c) { return std::isdigit(c); });
         const int api = cv::videoio_registry::hasBackend(cv::CAP_V4L2) ? cv::CAP_V4L2 : cv::CAP_ANY;
         ok = index ? cap_.open(std::stoi(spec_), api) : cap_.open(spec_, api);
       } else if (kind_ == SourceKind::kPipeline) {
@@ -421,7 +431,12 @@ class LiveSource : public SourceBase {
                                          cv::CAP_PROP_READ_TIMEOUT_MSEC, options_.read_timeout_ms};
         ok = cap_.open(path, api, params);
       }
-      if (!ok) why = "cannot open";
+      if (!ok)
+        why = kind_ == SourceKind::kDevice ? "cannot open the device (missing, busy or not permitted)"
+              : kind_ == SourceKind::kPipeline
+                  ? "GStreamer cannot start the pipeline (run with -v for its messages)"
+              : kind_ == SourceKind::kNetwork ? "cannot connect, or the server sent no video"
+                                              : "cannot open";
       if (ok) {
         const double fps = cap_.get(cv::CAP_PROP_FPS);
         if (fps > 0 && fps < 1000) counters_.fps = fps;
@@ -436,20 +451,24 @@ class LiveSource : public SourceBase {
 
   void lost(const std::string& why) {
     if (in_outage_) {
-      vigil::log(LogLevel::kDebug, description_ + ": still down (" + why + "), next try in " +
-                                       std::to_string(delay_) + " s");
+      char next[32];
+      std::snprintf(next, sizeof next, "%.3g", delay_);
+      vigil::log(LogLevel::kDebug, description_ + ": still down (" + why + "), next try in " + next + " s");
       return;
     }
     in_outage_ = true;
     outage_start_ = std::chrono::steady_clock::now();
     ++counters_.outages;
-    vigil::log(LogLevel::kWarn, description_ + ": " + why + "; reconnecting (back-off up to " +
-                                    std::to_string(int(options_.reconnect_delay_max_s)) + " s)");
+    char backoff[32];
+    std::snprintf(backoff, sizeof backoff, "%.3g",
+                  std::max(options_.reconnect_delay_s, options_.reconnect_delay_max_s));
+    vigil::log(LogLevel::kWarn, description_ + ": " + why + "; reconnecting (waiting up to " + backoff +
+                                    " s between attempts)");
   }
 
   bool is_repeat(const cv::Mat& image) {
-    const bool same = !previous_.empty() && previous_.size() == image.size() && previous_.type() == image.type() &&
-                      previous_.isContinuous() && image.isContinuous() &&
+    const bool same = !previous_.empty() && previous_.size() == image.size() &&
+                      previous_.type() == image.type() && previous_.isContinuous() && image.isContinuous() &&
                       std::memcmp(previous_.data, image.data, image.total() * image.elemSize()) == 0;
     image.copyTo(previous_);
     return same;
@@ -514,7 +533,8 @@ Result<std::vector<std::string>> list_images(const std::string& spec) {
   std::error_code ec;
   if (fs::is_directory(spec, ec)) {
     for (const auto& e : fs::directory_iterator(spec, fs::directory_options::skip_permission_denied, ec))
-      if (e.is_regular_file(ec) && detail::is_image_file_name(e.path().string())) files.push_back(e.path().string());
+      if (e.is_regular_file(ec) && detail::is_image_file_name(e.path().string()))
+        files.push_back(e.path().string());
     if (ec) return Error{spec + ": cannot list the folder: " + ec.message()};
     if (files.empty()) return Error{spec + ": no images in this folder (looked for .jpg, .png, .bmp, ...)"};
   } else if (fs::exists(spec, ec)) {

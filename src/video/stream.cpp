@@ -2,11 +2,11 @@
 // motion, recognises, tracks and hands events to the sinks.
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <limits>
 #include <mutex>
-#include <thread>
-
 #include <opencv2/imgproc.hpp>
+#include <thread>
 
 #include "video/frame_queue.hpp"
 #include "video/motion.hpp"
@@ -51,8 +51,12 @@ struct Stream::Impl {
   std::atomic<bool> started{false}, stop_requested{false}, decode_done{false}, work_done{false};
   std::chrono::steady_clock::time_point start_time, end_time;
 
-  mutable std::mutex mutex;  // guards stats and error
+  // With timings: (t, decoded_at) of the recent frames, to find when an event's last sighting was decoded.
+  std::deque<std::pair<double, std::chrono::steady_clock::time_point>> recent;
+
+  mutable std::mutex mutex;  // guards stats, timings and error
   StreamStats stats;
+  StreamTimings timings;
   std::string error;
 };
 
@@ -89,23 +93,36 @@ void Stream::Impl::deliver(const std::vector<PlateEvent>& events, const Frame* t
         vigil::log(LogLevel::kError, options.camera_id + ": event sink failed");
       }
     }
+    const auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mutex);
     ++stats.events;
-    if (options.timings && trigger)
-      stats.event_latency_ms.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - trigger->decoded_at).count());
+    if (!options.timings) continue;
+    if (trigger)
+      timings.event_latency_ms.push_back(
+          std::chrono::duration<double, std::milli>(now - trigger->decoded_at).count());
+    for (auto it = recent.rbegin(); it != recent.rend(); ++it)
+      if (it->first <= event.last_seen) {
+        timings.last_seen_latency_ms.push_back(
+            std::chrono::duration<double, std::milli>(now - it->second).count());
+        break;
+      }
   }
 }
 
-void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_recognized_t, cv::Rect roi_rect) {
+void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_recognized_t,
+                           cv::Rect roi_rect) {
+  if (options.timings) {
+    recent.emplace_back(frame.t, frame.decoded_at);
+    if (recent.size() > 4096) recent.pop_front();
+  }
   bool recognize = true;
   if (options.motion.enabled) {
     const double changed = gate.changed_fraction(frame.image);
     double keepalive = options.motion.keepalive_s;
     if (options.tracker.max_gap_s > 0) keepalive = std::min(keepalive, options.tracker.max_gap_s / 2);
     // A stopped car makes no motion, yet its track must see reads or it ends after max_gap_s.
-    recognize = gate.moving(changed) ||
-                (!tracker.open_tracks().empty() && frame.t - last_recognized_t >= keepalive);
+    recognize =
+        gate.moving(changed) || (!tracker.open_tracks().empty() && frame.t - last_recognized_t >= keepalive);
   }
   std::vector<Plate> kept;
   std::vector<PlateEvent> events;
@@ -121,8 +138,8 @@ void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_re
       r = recognizer.recognize(area == full ? frame.image : frame.image(area));
     } catch (const std::exception& e) {
       failed = true;
-      vigil::log(LogLevel::kWarn, options.camera_id + ": recognition failed on frame " + std::to_string(frame.index) +
-                                      ": " + e.what());
+      vigil::log(LogLevel::kWarn, options.camera_id + ": recognition failed on frame " +
+                                      std::to_string(frame.index) + ": " + e.what());
     }
     recognize_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!failed) {
@@ -150,7 +167,7 @@ void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_re
     if (recognize && !failed) {
       ++stats.frames_recognized;
       stats.recognize_s += recognize_ms / 1000.0;
-      if (options.timings) stats.recognize_ms.push_back(recognize_ms);
+      if (options.timings) timings.recognize_ms.push_back(recognize_ms);
     } else {
       ++stats.frames_skipped_motion;
     }
@@ -169,8 +186,9 @@ void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_re
   }
   if (options.timings) {
     std::lock_guard lock(mutex);
-    stats.frame_latency_ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - frame.decoded_at).count());
+    timings.frame_latency_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - frame.decoded_at)
+            .count());
   }
 }
 
@@ -193,14 +211,20 @@ void Stream::Impl::recognize_loop() {
 
 Result<Stream> Stream::open(const Recognizer& recognizer, StreamOptions options,
                             std::vector<std::shared_ptr<EventSink>> sinks) {
+  auto source = open_source(options.source, options.source_options);
+  if (!source) return Error{source.error()};
+  return open(recognizer, std::move(*source), std::move(options), std::move(sinks));
+}
+
+Result<Stream> Stream::open(const Recognizer& recognizer, std::unique_ptr<FrameSource> source,
+                            StreamOptions options, std::vector<std::shared_ptr<EventSink>> sinks) {
+  if (!source) return Error{"a stream needs a source"};
   if (options.camera_id.empty()) return Error{"a stream needs a camera id"};
   if (!options.roi.empty() && options.roi.size() < 3)
     return Error{options.camera_id + ": the region of interest needs at least 3 points"};
   for (const auto& s : sinks)
     if (!s) return Error{options.camera_id + ": null event sink"};
-  auto source = open_source(options.source, options.source_options);
-  if (!source) return Error{source.error()};
-  auto impl = std::make_unique<Impl>(recognizer, std::move(options), std::move(sinks), std::move(*source));
+  auto impl = std::make_unique<Impl>(recognizer, std::move(options), std::move(sinks), std::move(source));
   return Stream(std::move(impl));
 }
 
@@ -232,6 +256,7 @@ void Stream::start() {
 }
 
 void Stream::stop() {
+  if (!impl_) return;
   Impl& s = *impl_;
   s.stop_requested = true;
   s.source->interrupt();
@@ -239,6 +264,7 @@ void Stream::stop() {
 }
 
 void Stream::wait() {
+  if (!impl_) return;
   Impl& s = *impl_;
   std::lock_guard lock(s.join_mutex);
   if (s.decoder.joinable()) s.decoder.join();
@@ -251,6 +277,11 @@ const std::string& Stream::camera_id() const { return impl_->options.camera_id; 
 bool Stream::live() const { return impl_->source->live(); }
 SourceKind Stream::source_kind() const { return impl_->source->kind(); }
 const std::string& Stream::description() const { return impl_->source->description(); }
+
+StreamTimings Stream::timings() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->timings;
+}
 
 std::string Stream::error() const {
   std::lock_guard lock(impl_->mutex);
