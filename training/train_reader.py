@@ -324,6 +324,7 @@ def main():
     if a.smoke:
         a.minutes = min(a.minutes, 0.5)
     os.makedirs(a.run_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     real = RealCrops(a.real) if a.real else None
     evals = {e: RealCrops([e if ":" in e else e + ":all"]) for e in a.eval}
     backgrounds = load_backgrounds(a.backgrounds) if a.backgrounds else []
