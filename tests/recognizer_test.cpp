@@ -130,7 +130,7 @@ TEST_F(ModelTest, GreyAndAlphaImagesAreAccepted) {
 TEST_F(ModelTest, ReadsTheBundledSamples) {
   std::ifstream in(std::string(VIGIL_SOURCE_DIR) + "/samples/expected.json");
   const auto expected = nlohmann::json::parse(in);
-  int want = 0, found = 0, read = 0;
+  int want = 0, read = 0;
   for (const auto& [name, plates] : expected.items()) {
     if (name.starts_with("_")) continue;
     const cv::Mat img = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/" + name);
@@ -145,18 +145,16 @@ TEST_F(ModelTest, ReadsTheBundledSamples) {
     }
     for (const auto& want_text : plates) {
       ++want;
-      bool seen = false, exact = false;
+      bool exact = false;
       for (const auto& p : r.plates) {
-        seen |= !p.text.empty();
         exact |= p.text == want_text.get<std::string>();
       }
-      found += seen;
       read += exact;
       if (!exact) std::cerr << name << ": " << want_text << " not read\n";
     }
   }
   // Floors set from the shipped models' measured reads (see models/MODEL_CARD.md), less a margin.
-  constexpr int kSamplesReadFloor = 0;
+  constexpr int kSamplesReadFloor = 3;  // 4 of 6 read by the shipped models
   EXPECT_GE(read, kSamplesReadFloor) << read << " of " << want << " sample plates read exactly";
 }
 
