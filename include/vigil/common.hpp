@@ -14,12 +14,13 @@ struct Error {
   std::string message;
 };
 
-// A value or an Error. Library calls return this instead of throwing across the API boundary.
-template <typename T>
+// A value or an error (Error by default). Library calls return this instead of throwing across the API
+// boundary. An error type with a `failure` field (RegistryError) also gets failure().
+template <typename T, typename E = Error>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                  // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}              // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(E error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
   T& value() & { return std::get<T>(v_); }
@@ -29,10 +30,16 @@ class Result {
   const T* operator->() const { return &std::get<T>(v_); }
   T& operator*() & { return std::get<T>(v_); }
   const T& operator*() const& { return std::get<T>(v_); }
-  const std::string& error() const { return std::get<Error>(v_).message; }
+  const std::string& error() const { return std::get<E>(v_).message; }
+  const E& error_detail() const { return std::get<E>(v_); }
+  auto failure() const
+    requires requires(const E& e) { e.failure; }
+  {
+    return std::get<E>(v_).failure;
+  }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 // Log levels of the library's messages.

@@ -187,28 +187,9 @@ struct RegistryError {
   std::string message;
 };
 
-// A value or a RegistryError; the same interface as Result plus failure().
+// A value or a RegistryError: Result with failure().
 template <typename T>
-class RegistryResult {
- public:
-  RegistryResult(T value) : v_(std::move(value)) {}              // NOLINT(google-explicit-constructor)
-  RegistryResult(RegistryError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-  bool ok() const { return std::holds_alternative<T>(v_); }
-  explicit operator bool() const { return ok(); }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
-  T* operator->() { return &std::get<T>(v_); }
-  const T* operator->() const { return &std::get<T>(v_); }
-  T& operator*() & { return std::get<T>(v_); }
-  const T& operator*() const& { return std::get<T>(v_); }
-  const std::string& error() const { return std::get<RegistryError>(v_).message; }
-  Failure failure() const { return std::get<RegistryError>(v_).failure; }
-  const RegistryError& error_detail() const { return std::get<RegistryError>(v_); }
-
- private:
-  std::variant<T, RegistryError> v_;
-};
+using RegistryResult = Result<T, RegistryError>;
 
 struct RegistryOptions {
   ProductCatalog catalog = ProductCatalog::czech();
