@@ -7,6 +7,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtesseract-dev tesseract-ocr-eng
   libsqlite3-dev libssl-dev libcpp-httplib-dev tzdata
+  libpq-dev postgresql
+  chromium chromium-driver python3-selenium
+  dpkg-dev fakeroot file debootstrap
   python3 python3-torch python3-opencv python3-numpy python3-pil python3-onnx
   fonts-dejavu-core fonts-liberation2
 )
