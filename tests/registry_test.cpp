@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -17,6 +20,7 @@
 
 #include "registry/db.hpp"
 #include "registry/internal.hpp"
+#include "test_databases.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
@@ -323,7 +327,12 @@ TEST(Plates, CleanPlateNormalisesAndRejects) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The SQLite store
+// The store. Store.* and Fleet.* run on SQLite and on PostgreSQL (names end in /Sqlite and /Postgres; the
+// PostgreSQL runs need VIGIL_TEST_POSTGRES_URL, see test_databases.hpp); SqliteStore.* and PostgresStore.*
+// cover what only one backend has.
+
+using testdb::Backend;
+using testdb::TestDatabase;
 
 RegistryOptions test_options(Timestamp now = Timestamp{}) {
   RegistryOptions o;
@@ -335,7 +344,7 @@ RegistryOptions test_options(Timestamp now = Timestamp{}) {
 Registry open_or_die(const std::string& path, RegistryOptions o = test_options()) {
   auto r = Registry::open(path, std::move(o));
   // gtest reports an exception thrown in a test body as that test's failure.
-  if (!r) throw std::runtime_error("cannot open " + path + ": " + r.error());
+  if (!r) throw std::runtime_error("cannot open " + db::redact_url(path) + ": " + r.error());
   return std::move(*r);
 }
 
@@ -349,6 +358,7 @@ Sighting sighting(const std::string& id, const std::string& camera, const std::s
   return s;
 }
 
+// Rows of a table read straight from a SQLite file.
 long long count_rows(const std::string& path, const std::string& table) {
   sqlite3* db = nullptr;
   EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
@@ -362,15 +372,64 @@ long long count_rows(const std::string& path, const std::string& table) {
   return n;
 }
 
-TEST(Store, CreatesWalDatabaseWithAllMigrations) {
-  TempDir dir;
-  const auto path = dir.file("v.db");
+// A fresh database of the test's backend.
+class Store : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    db_ = std::make_unique<TestDatabase>(GetParam());
+    if (!db_->skip().empty()) GTEST_SKIP() << db_->skip();
+    ASSERT_TRUE(db_->error().empty()) << db_->error();
+  }
+  void TearDown() override { db_.reset(); }
+
+  const std::string& url() const { return db_->url(); }
+  long long count(const std::string& table) { return db_->count(table); }
+
+  std::unique_ptr<TestDatabase> db_;
+};
+INSTANTIATE_TEST_SUITE_P(, Store, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testdb::backend_name);
+
+// Several registries (servers) on one database.
+class Fleet : public Store {};
+INSTANTIATE_TEST_SUITE_P(, Fleet, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testdb::backend_name);
+
+// Lets threads start their work at the same moment.
+class StartLine {
+ public:
+  explicit StartLine(int n) : waiting_(n) {}
+  void arrive_and_wait() {
+    --waiting_;
+    while (waiting_.load() > 0) std::this_thread::yield();
+  }
+
+ private:
+  std::atomic<int> waiting_;
+};
+
+TEST_P(Store, OpensAndMigratesOnce) {
   {
-    auto reg = open_or_die(path);
+    auto reg = open_or_die(url());
     EXPECT_EQ(*reg.schema_version(), Registry::latest_schema_version());
     EXPECT_GE(Registry::latest_schema_version(), 2);
-    EXPECT_NE(reg.describe().find(path), std::string::npos);
+    if (GetParam() == Backend::kSqlite) {
+      EXPECT_EQ(reg.describe(), "sqlite " + url());
+    } else {
+      EXPECT_EQ(reg.describe().rfind("postgresql ", 0), 0u) << reg.describe();
+      EXPECT_NE(reg.describe().find("/" + db_->name()), std::string::npos) << reg.describe();
+    }
   }
+  // Opening again changes nothing.
+  auto again = open_or_die(url());
+  EXPECT_EQ(*again.schema_version(), Registry::latest_schema_version());
+  EXPECT_EQ(count("schema_migrations"), Registry::latest_schema_version());
+}
+
+TEST(SqliteStore, CreatesWalDatabase) {
+  TempDir dir;
+  const auto path = dir.file("v.db");
+  { open_or_die(path); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
@@ -379,21 +438,15 @@ TEST(Store, CreatesWalDatabaseWithAllMigrations) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
   sqlite3_finalize(st);
   sqlite3_close(db);
-  // Opening again changes nothing.
-  auto again = open_or_die(path);
-  EXPECT_EQ(*again.schema_version(), Registry::latest_schema_version());
-  EXPECT_EQ(count_rows(path, "schema_migrations"), Registry::latest_schema_version());
 }
 
-TEST(Store, MigratesAnOlderDatabaseKeepingItsData) {
-  TempDir dir;
-  const auto path = dir.file("old.db");
+TEST_P(Store, MigratesAnOlderDatabaseKeepingItsData) {
   {
-    auto db = db::open_sqlite({path, 1000, 1});
+    auto db = db::open_database(url(), 1000, 1);
     ASSERT_TRUE(db.ok()) << db.error();
     auto c = (*db)->acquire();
     ASSERT_TRUE(c.ok());
-    auto v = db::migrate(**c, db::Dialect::kSqlite, 1);
+    auto v = db::migrate(**c, (*db)->dialect(), 1);
     ASSERT_TRUE(v.ok()) << v.error();
     EXPECT_EQ(*v, 1);
     ASSERT_TRUE(
@@ -402,8 +455,8 @@ TEST(Store, MigratesAnOlderDatabaseKeepingItsData) {
                 "('h1', 'camera', 'A1', '', 5), ('h2', 'camera', 'A1', '', 3), ('h3', 'admin', NULL, '', 1)")
             .ok());
   }
-  auto reg = open_or_die(path);
-  EXPECT_EQ(*reg.schema_version(), 2);
+  auto reg = open_or_die(url());
+  EXPECT_EQ(*reg.schema_version(), Registry::latest_schema_version());
   auto cams = reg.cameras();
   ASSERT_TRUE(cams.ok()) << cams.error();
   ASSERT_EQ(cams->size(), 1u);
@@ -411,22 +464,16 @@ TEST(Store, MigratesAnOlderDatabaseKeepingItsData) {
   EXPECT_EQ(cams->front().created.time_since_epoch().count(), 3);
 }
 
-TEST(Store, RefusesNewerSchemasAndFilesThatAreNotDatabases) {
-  TempDir dir;
-  const auto path = dir.file("new.db");
-  { open_or_die(path); }
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(
-        sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (99, 'future', 0)", nullptr, nullptr, nullptr),
-        SQLITE_OK);
-    sqlite3_close(db);
-  }
-  auto newer = Registry::open(path, test_options());
+TEST_P(Store, RefusesNewerSchemas) {
+  { open_or_die(url()); }
+  db_->sql("INSERT INTO schema_migrations VALUES (99, 'future', 0)");
+  auto newer = Registry::open(url(), test_options());
   ASSERT_FALSE(newer.ok());
   EXPECT_NE(newer.error().find("newer"), std::string::npos) << newer.error();
+}
 
+TEST(SqliteStore, RefusesFilesThatAreNotDatabases) {
+  TempDir dir;
   const auto junk = dir.file("junk.db");
   std::ofstream(junk)
       << "this is not a database, just a text file that is long enough to have a header....\n";
@@ -437,12 +484,139 @@ TEST(Store, RefusesNewerSchemasAndFilesThatAreNotDatabases) {
   auto missing = Registry::open(dir.file("no/such/folder/x.db"), test_options());
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().find("does not exist"), std::string::npos) << missing.error();
-  EXPECT_FALSE(Registry::open("postgresql://localhost/vigil", test_options()).ok());
+  auto prefixed = Registry::open("sqlite:" + dir.file("p.db"), test_options());
+  ASSERT_TRUE(prefixed.ok()) << prefixed.error();
+  EXPECT_TRUE(fs::exists(dir.file("p.db")));
 }
 
-TEST(Store, VignettesAreIdempotentByOrderIdAndRefundable) {
-  TempDir dir;
-  auto reg = open_or_die(dir.file("v.db"), test_options(at("2024-03-20T10:00:00Z")));
+TEST(DatabaseUrl, PasswordsAreRedactedAndUnknownSchemesRefused) {
+  EXPECT_EQ(db::redact_url("postgresql://vigil:s3cret@db.example:5432/vigil?sslmode=require"),
+            "postgresql://vigil:***@db.example:5432/vigil?sslmode=require");
+  EXPECT_EQ(db::redact_url("postgres://vigil@db/vigil?password=s3cret&sslmode=require"),
+            "postgres://vigil@db/vigil?password=***&sslmode=require");
+  EXPECT_EQ(db::redact_url("postgresql://vigil:p@ss@db/vigil"), "postgresql://vigil:***@db/vigil");
+  EXPECT_EQ(db::redact_url("postgresql://db:5432/vigil"), "postgresql://db:5432/vigil");
+  EXPECT_EQ(db::redact_url("postgresql://vigil@db:5432"), "postgresql://vigil@db:5432");
+  EXPECT_EQ(db::redact_url("/var/lib/vigil/vigil.db"), "/var/lib/vigil/vigil.db");
+  EXPECT_EQ(redact_database_url("postgresql://vigil:s3cret@db/vigil"), "postgresql://vigil:***@db/vigil");
+  EXPECT_EQ(testdb::with_database("postgresql://u@h:5/postgres?sslmode=disable", "x"),
+            "postgresql://u@h:5/x?sslmode=disable");
+  EXPECT_EQ(testdb::with_database("postgresql://u@h:5", "x"), "postgresql://u@h:5/x");
+
+  auto r = Registry::open("mysql://vigil:s3cret@db/vigil", test_options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("unknown URL scheme 'mysql'"), std::string::npos) << r.error();
+  EXPECT_EQ(r.error().find("s3cret"), std::string::npos) << r.error();
+}
+
+TEST(PostgresStore, ConnectionFailuresNameTheServerButNotThePassword) {
+  // Port 1 on loopback: nothing listens there.
+  for (const std::string scheme : {"postgresql", "postgres"}) {
+    auto r = Registry::open(scheme + "://vigil:s3cret@127.0.0.1:1/vigil?connect_timeout=5", test_options());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().find("s3cret"), std::string::npos) << r.error();
+    EXPECT_NE(r.error().find(scheme + "://vigil:***@127.0.0.1:1/vigil"), std::string::npos) << r.error();
+#if VIGIL_HAVE_POSTGRES
+    EXPECT_NE(r.error().find("cannot connect to PostgreSQL"), std::string::npos) << r.error();
+    EXPECT_EQ(r.error().find('\n'), std::string::npos) << r.error();
+#else
+    EXPECT_NE(r.error().find("built without PostgreSQL"), std::string::npos) << r.error();
+#endif
+  }
+}
+
+TEST(PostgresStore, AMissingDatabaseIsNamed) {
+  TestDatabase server(Backend::kPostgres);
+  if (!server.skip().empty()) GTEST_SKIP() << server.skip();
+  ASSERT_TRUE(server.error().empty()) << server.error();
+  auto r =
+      Registry::open(testdb::with_database(server.server_url(), "vigil_no_such_database"), test_options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("vigil_no_such_database\" does not exist"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("createdb"), std::string::npos) << r.error();
+}
+
+TEST(PostgresStore, ALostConnectionFailsOneCallAndIsReopened) {
+  TestDatabase db(Backend::kPostgres);
+  if (!db.skip().empty()) GTEST_SKIP() << db.skip();
+  ASSERT_TRUE(db.error().empty()) << db.error();
+  RegistryOptions o = test_options();
+  o.connections = 1;
+  auto reg = open_or_die(db.url(), o);
+  ASSERT_TRUE(reg.add_vignette({"1AB2345", "cz", "cz-10d", day(2024, 6, 1), "", "", ""}).ok());
+  const Timestamp t = at("2024-06-05T12:00:00Z");
+  ASSERT_EQ(reg.decide(read("1AB2345"), t)->verdict, Verdict::kPaid);
+
+  // The server ends the registry's session (a restart, a fail-over, an administrator).
+  auto admin = db.admin()->acquire();
+  ASSERT_TRUE(admin.ok());
+  auto killed = (*admin)->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                                {db.name()});
+  ASSERT_TRUE(killed.ok()) << killed.error();
+  ASSERT_EQ(killed->size(), 1u);
+  for (int i = 0; i < 1000; ++i) {  // it ends asynchronously
+    auto left = (*admin)->query("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1", {db.name()});
+    ASSERT_TRUE(left.ok());
+    if (db::as_int(left->front().front()) == 0) break;
+    std::this_thread::sleep_for(10ms);
+  }
+
+  auto lost = reg.decide(read("1AB2345"), t);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.failure(), Failure::kStorage);
+  EXPECT_NE(lost.error().find("lost the connection"), std::string::npos) << lost.error();
+  // The next calls run on a new session, their statements prepared again.
+  auto again = reg.decide(read("1AB2345"), t);
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(again->verdict, Verdict::kPaid);
+  auto stored = reg.add_vignette({"2AB2345", "cz", "cz-10d", day(2024, 6, 1), "", "", ""});
+  EXPECT_TRUE(stored.ok()) << stored.error();
+  EXPECT_EQ(db.count("records"), 2);
+}
+
+TEST(PostgresStore, WaitsForALockAndReportsBusyAfterTheTimeout) {
+  TestDatabase db(Backend::kPostgres);
+  if (!db.skip().empty()) GTEST_SKIP() << db.skip();
+  ASSERT_TRUE(db.error().empty()) << db.error();
+  RegistryOptions o = test_options();
+  o.busy_timeout_ms = 200;
+  auto reg = open_or_die(db.url(), o);
+  auto other_db = db::open_database(db.url(), 5000, 1);
+  ASSERT_TRUE(other_db.ok()) << other_db.error();
+  auto other = (*other_db)->acquire();
+  ASSERT_TRUE(other.ok());
+  // Another session blocks writes to records (reads stay allowed).
+  ASSERT_TRUE((*other)->begin(true).ok());
+  ASSERT_TRUE((*other)->script("LOCK TABLE records IN EXCLUSIVE MODE").ok());
+  const auto t0 = steady_clock::now();
+  auto r = reg.add_vignette({"1AB2345", "cz", "cz-1d", day(2024, 6, 1), "", "", ""});
+  const auto waited = steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure(), Failure::kBusy);
+  EXPECT_NE(r.error().find("locked"), std::string::npos) << r.error();
+  EXPECT_GE(waited, 150ms);
+  EXPECT_TRUE(reg.decide(read("1AB2345"), at("2024-06-01T12:00:00Z")).ok());
+  ASSERT_TRUE((*other)->commit().ok());
+  // A lock released within the timeout is waited for.
+  RegistryOptions patient = test_options();
+  patient.busy_timeout_ms = 5000;
+  auto reg2 = open_or_die(db.url(), patient);
+  ASSERT_TRUE((*other)->begin(true).ok());
+  ASSERT_TRUE((*other)->script("LOCK TABLE records IN EXCLUSIVE MODE").ok());
+  std::thread release([&] {
+    std::this_thread::sleep_for(150ms);
+    EXPECT_TRUE((*other)->commit().ok());
+  });
+  auto ok = reg2.add_vignette({"1AB2345", "cz", "cz-1d", day(2024, 6, 1), "", "", ""});
+  release.join();
+  EXPECT_TRUE(ok.ok()) << ok.error();
+  // The failed attempt stored nothing half-way.
+  EXPECT_EQ(db.count("records"), 1);
+  EXPECT_EQ(db.count("plate_keys"), 8);
+}
+
+TEST_P(Store, VignettesAreIdempotentByOrderIdAndRefundable) {
+  auto reg = open_or_die(url(), test_options(at("2024-03-20T10:00:00Z")));
   const VignetteOrder order{"1ab 2345", "CZ", "cz-10d", day(2024, 3, 25), "M1", "ESHOP-1", ""};
   auto a = reg.add_vignette(order);
   ASSERT_TRUE(a.ok()) << a.error();
@@ -489,9 +663,8 @@ TEST(Store, VignettesAreIdempotentByOrderIdAndRefundable) {
   EXPECT_EQ(reg.records_for_plate("1AB 2345")->size(), 1u);
 }
 
-TEST(Store, DecisionsFindNearMissesThroughTheIndex) {
-  TempDir dir;
-  auto reg = open_or_die(dir.file("v.db"));
+TEST_P(Store, DecisionsFindNearMissesThroughTheIndex) {
+  auto reg = open_or_die(url());
   ASSERT_TRUE(reg.add_vignette({"1AB2345", "cz", "cz-30d", day(2024, 6, 1), "", "", ""}).ok());
   ASSERT_TRUE(reg.add_exemption({"EL012AB", "cz", "electric", day(2024, 1, 1), std::nullopt, "", ""}).ok());
   const Timestamp t = at("2024-06-10T12:00:00Z");
@@ -506,10 +679,8 @@ TEST(Store, DecisionsFindNearMissesThroughTheIndex) {
   EXPECT_EQ(reg.decide(read("1A82345"), at("2024-07-02T00:00:00Z"))->verdict, Verdict::kUnpaid);
 }
 
-TEST(Store, IngestIsIdempotentByEventIdAndAllOrNothing) {
-  TempDir dir;
-  const auto path = dir.file("v.db");
-  auto reg = open_or_die(path);
+TEST_P(Store, IngestIsIdempotentByEventIdAndAllOrNothing) {
+  auto reg = open_or_die(url());
   ASSERT_TRUE(reg.add_vignette({"1AB2345", "cz", "cz-10d", day(2024, 6, 1), "", "", ""}).ok());
   const Timestamp t = at("2024-06-05T12:00:00Z");
   const std::vector<Sighting> batch = {sighting("e1", "A1", "1AB2345", t), sighting("e2", "A1", "5XY6789", t),
@@ -532,20 +703,20 @@ TEST(Store, IngestIsIdempotentByEventIdAndAllOrNothing) {
     EXPECT_EQ((*second)[i].stored.id, (*first)[i].stored.id);
     EXPECT_EQ((*second)[i].stored.decision.verdict, (*first)[i].stored.decision.verdict);
   }
-  EXPECT_EQ(count_rows(path, "sightings"), 4);
+  EXPECT_EQ(count("sightings"), 4);
 
   // A repeated id inside one batch is stored once.
   auto inner = reg.ingest({sighting("e5", "A1", "5XY6789", t), sighting("e5", "A1", "5XY6789", t)});
   ASSERT_TRUE(inner.ok());
   EXPECT_FALSE((*inner)[0].duplicate);
   EXPECT_TRUE((*inner)[1].duplicate);
-  EXPECT_EQ(count_rows(path, "sightings"), 5);
+  EXPECT_EQ(count("sightings"), 5);
 
   // Another camera reusing an id: the whole batch is refused, its new sighting included.
   auto clash = reg.ingest({sighting("e6", "B2", "5XY6789", t), sighting("e1", "B2", "1AB2345", t)});
   ASSERT_FALSE(clash.ok());
   EXPECT_EQ(clash.failure(), Failure::kConflict);
-  EXPECT_EQ(count_rows(path, "sightings"), 5);
+  EXPECT_EQ(count("sightings"), 5);
 
   // One bad item: nothing stored, the message names it.
   for (const auto& [bad, expect] : std::vector<std::pair<Sighting, std::string>>{
@@ -559,13 +730,11 @@ TEST(Store, IngestIsIdempotentByEventIdAndAllOrNothing) {
     EXPECT_EQ(r.failure(), Failure::kInvalid);
     EXPECT_NE(r.error().find(expect), std::string::npos) << r.error();
   }
-  EXPECT_EQ(count_rows(path, "sightings"), 5);
+  EXPECT_EQ(count("sightings"), 5);
 }
 
-TEST(Store, ConcurrentIngestStoresEachEventOnce) {
-  TempDir dir;
-  const auto path = dir.file("v.db");
-  auto reg = open_or_die(path);
+TEST_P(Store, ConcurrentIngestStoresEachEventOnce) {
+  auto reg = open_or_die(url());
   const Timestamp t = at("2024-06-05T12:00:00Z");
   std::atomic<int> stored{0}, failures{0};
   std::vector<std::thread> threads;
@@ -591,10 +760,10 @@ TEST(Store, ConcurrentIngestStoresEachEventOnce) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(stored.load(), 200 + 4 * 50);
-  EXPECT_EQ(count_rows(path, "sightings"), 200 + 4 * 50);
+  EXPECT_EQ(count("sightings"), 200 + 4 * 50);
 }
 
-TEST(Store, WaitsForAnotherWritersLockAndReportsBusyAfterTheTimeout) {
+TEST(SqliteStore, WaitsForAnotherWritersLockAndReportsBusyAfterTheTimeout) {
   TempDir dir;
   const auto path = dir.file("v.db");
   RegistryOptions o = test_options();
@@ -631,10 +800,8 @@ TEST(Store, WaitsForAnotherWritersLockAndReportsBusyAfterTheTimeout) {
   EXPECT_EQ(count_rows(path, "plate_keys"), 8);
 }
 
-TEST(Store, CsvImportReportsBadRowsByLine) {
-  TempDir dir;
-  const auto path = dir.file("v.db");
-  auto reg = open_or_die(path);
+TEST_P(Store, CsvImportReportsBadRowsByLine) {
+  auto reg = open_or_die(url());
   const std::string csv =
       "plate,country,product,start,order_id,note\n"    // line 1
       "1AB2345,cz,cz-10d,2024-06-01,O-1,\n"            // 2 good
@@ -656,21 +823,21 @@ TEST(Store, CsvImportReportsBadRowsByLine) {
   EXPECT_NE(all->errors[0].message.find("'@'"), std::string::npos) << all->errors[0].message;
   EXPECT_NE(all->errors[1].message.find("cz-9d"), std::string::npos) << all->errors[1].message;
   EXPECT_NE(all->errors[4].message.find("O-1"), std::string::npos) << all->errors[4].message;
-  EXPECT_EQ(count_rows(path, "records"), 0);
+  EXPECT_EQ(count("records"), 0);
 
   auto valid = reg.import_csv(csv, ImportMode::kValidRows);
   ASSERT_TRUE(valid.ok()) << valid.error();
   EXPECT_TRUE(valid->committed);
   EXPECT_EQ(valid->imported, 2);
   EXPECT_EQ(valid->errors.size(), 5u);  // lines 5, 7, 8, 9, and 10 (its order id is line 2's)
-  EXPECT_EQ(count_rows(path, "records"), 2);
+  EXPECT_EQ(count("records"), 2);
   EXPECT_EQ(reg.records_for_plate("1AB2346")->front().note, "two\nlines");
   // Importing the same file again: the stored orders are recognised, not doubled.
   auto repeat = reg.import_csv(csv, ImportMode::kValidRows);
   ASSERT_TRUE(repeat.ok());
   EXPECT_EQ(repeat->imported, 0);
   EXPECT_EQ(repeat->existing, 2);
-  EXPECT_EQ(count_rows(path, "records"), 2);
+  EXPECT_EQ(count("records"), 2);
 
   for (const auto& [text, expect] : std::vector<std::pair<std::string, std::string>>{
            {"", "empty"},
@@ -684,9 +851,8 @@ TEST(Store, CsvImportReportsBadRowsByLine) {
   }
 }
 
-TEST(Store, ReviewResolutions) {
-  TempDir dir;
-  auto reg = open_or_die(dir.file("v.db"));
+TEST_P(Store, ReviewResolutions) {
+  auto reg = open_or_die(url());
   ASSERT_TRUE(reg.add_vignette({"1AB2345", "cz", "cz-10d", day(2024, 6, 1), "", "", ""}).ok());
   const Timestamp t = at("2024-06-05T12:00:00Z");
   auto in = reg.ingest({sighting("r1", "A1", "1A82345", t), sighting("r2", "A1", "5XY6789", t, 0.3f),
@@ -729,10 +895,8 @@ TEST(Store, ReviewResolutions) {
   EXPECT_TRUE(reg.sightings(q)->empty());
 }
 
-TEST(Store, TokensAreStoredHashedAndRevocable) {
-  TempDir dir;
-  const auto path = dir.file("v.db");
-  auto reg = open_or_die(path);
+TEST_P(Store, TokensAreStoredHashedAndRevocable) {
+  auto reg = open_or_die(url());
   auto cam = reg.create_token(Role::kCamera, "A1", "gate 1");
   ASSERT_TRUE(cam.ok()) << cam.error();
   EXPECT_EQ(cam->token.size(), 47u);
@@ -751,20 +915,182 @@ TEST(Store, TokensAreStoredHashedAndRevocable) {
   EXPECT_FALSE(reg.authenticate("")->has_value());
   EXPECT_EQ(reg.cameras()->size(), 1u);
 
-  // The file holds only hashes.
-  std::ifstream in(path, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::ifstream wal(path + "-wal", std::ios::binary);
-  const std::string wal_bytes((std::istreambuf_iterator<char>(wal)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(bytes.find(cam->token.substr(4)), std::string::npos);
-  EXPECT_EQ(wal_bytes.find(cam->token.substr(4)), std::string::npos);
+  // The database holds only hashes.
   const std::string hash = sha256_hex(cam->token);
-  EXPECT_TRUE(bytes.find(hash) != std::string::npos || wal_bytes.find(hash) != std::string::npos);
+  std::string stored;
+  for (const auto& row : db_->sql("SELECT hash, role, camera_id, note FROM tokens"))
+    for (const auto& v : row) stored += db::as_text(v) + "\n";
+  EXPECT_EQ(stored.find(cam->token.substr(4)), std::string::npos) << stored;
+  EXPECT_NE(stored.find(hash), std::string::npos) << stored;
+  if (GetParam() == Backend::kSqlite) {
+    std::ifstream in(url(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ifstream wal(url() + "-wal", std::ios::binary);
+    const std::string wal_bytes((std::istreambuf_iterator<char>(wal)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find(cam->token.substr(4)), std::string::npos);
+    EXPECT_EQ(wal_bytes.find(cam->token.substr(4)), std::string::npos);
+    EXPECT_TRUE(bytes.find(hash) != std::string::npos || wal_bytes.find(hash) != std::string::npos);
+  }
 
   ASSERT_TRUE(reg.revoke_token(cam->info.id).ok());
   EXPECT_FALSE(reg.authenticate(cam->token)->has_value());
   EXPECT_TRUE(reg.authenticate(admin->token)->has_value());
   EXPECT_EQ(reg.revoke_token(12345).failure(), Failure::kNotFound);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fleets: several servers on one database
+
+TEST_P(Fleet, ServersStartingTogetherMigrateOnce) {
+  constexpr int kServers = 4;
+  StartLine start(kServers);
+  std::vector<std::string> errors(kServers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kServers; ++i)
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      auto reg = Registry::open(url(), test_options());
+      if (!reg) {
+        errors[static_cast<std::size_t>(i)] = reg.error();
+        return;
+      }
+      auto v = reg->schema_version();
+      if (!v || *v != Registry::latest_schema_version())
+        errors[static_cast<std::size_t>(i)] = "schema version " + (v ? std::to_string(*v) : v.error());
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  EXPECT_EQ(count("schema_migrations"), Registry::latest_schema_version());
+  EXPECT_EQ(count("records"), 0);
+}
+
+TEST_P(Fleet, ServersPostingTheSameEventsStoreEachOnce) {
+  auto first = open_or_die(url());
+  auto second = open_or_die(url());
+  Registry* servers[] = {&first, &second};
+  const Timestamp t = at("2024-06-05T12:00:00Z");
+  constexpr int kThreadsPerServer = 3, kRounds = 8, kShared = 20, kOwn = 5;
+  constexpr int kThreads = 2 * kThreadsPerServer;
+  std::barrier round_start(kThreads);
+  std::mutex mutex;
+  std::map<std::string, std::set<std::int64_t>> ids;  // event id -> sighting ids answered
+  std::atomic<int> stored{0};
+  std::vector<std::string> failures;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kThreads; ++w) {
+    threads.emplace_back([&, w] {
+      Registry& reg = *servers[w % 2];
+      std::mt19937 rng(static_cast<unsigned>(w) + 1);
+      for (int b = 0; b < kRounds; ++b) {
+        // Each round every camera thread sends the same shared events, each in its own order, and a few of
+        // its own: overlapping batches in different orders (PostgreSQL would deadlock on naive inserts).
+        std::vector<Sighting> batch;
+        for (int i = 0; i < kShared; ++i)
+          batch.push_back(
+              sighting("shared-" + std::to_string(b) + "-" + std::to_string(i), "A1", "5XY6789", t));
+        for (int i = 0; i < kOwn; ++i)
+          batch.push_back(
+              sighting("own-" + std::to_string(w) + "-" + std::to_string(b) + "-" + std::to_string(i), "A1",
+                       "5XY6789", t));
+        std::shuffle(batch.begin(), batch.end(), rng);
+        round_start.arrive_and_wait();  // all at once, every round
+        auto r = reg.ingest(batch);
+        std::lock_guard lock(mutex);
+        if (!r) {
+          failures.push_back(r.error());
+          continue;
+        }
+        for (std::size_t i = 0; i < r->size(); ++i) {
+          stored += (*r)[i].duplicate ? 0 : 1;
+          ids[batch[i].event_id].insert((*r)[i].stored.id);
+          EXPECT_EQ((*r)[i].stored.sighting.event_id, batch[i].event_id);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " batches failed, first: " << failures.front();
+  constexpr int kUnique = kRounds * kShared + kThreads * kRounds * kOwn;
+  EXPECT_EQ(stored.load(), kUnique);
+  EXPECT_EQ(count("sightings"), kUnique);
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kUnique));
+  for (const auto& [event, answered] : ids) EXPECT_EQ(answered.size(), 1u) << event << " stored twice";
+}
+
+TEST_P(Fleet, ConcurrentOrdersRefundsAndReviewsActOnce) {
+  auto first = open_or_die(url());
+  auto second = open_or_die(url());
+  Registry* servers[] = {&first, &second};
+  constexpr int kThreads = 4;
+  // The same e-shop order sent through two servers at once (a retry racing the original).
+  {
+    StartLine start(kThreads);
+    std::atomic<int> created{0};
+    std::vector<RegistryResult<Added>> results(kThreads, RegistryError{});
+    std::vector<std::thread> threads;
+    for (int w = 0; w < kThreads; ++w)
+      threads.emplace_back([&, w] {
+        start.arrive_and_wait();
+        auto r = servers[w % 2]->add_vignette({"1AB2345", "cz", "cz-10d", day(2024, 6, 1), "", "RACE-1", ""});
+        if (r && r->created) ++created;
+        results[static_cast<std::size_t>(w)] = std::move(r);
+      });
+    for (auto& th : threads) th.join();
+    for (const auto& r : results) {
+      EXPECT_TRUE(r.ok()) << r.error();
+      if (r && results.front()) EXPECT_EQ(r->record.id, results.front()->record.id);
+    }
+    EXPECT_EQ(created.load(), 1);
+    EXPECT_EQ(count("records"), 1);
+    EXPECT_EQ(count("plate_keys"), 8);
+  }
+  const auto records = first.records_for_plate("1AB2345");
+  ASSERT_TRUE(records.ok() && !records->empty());
+  const std::int64_t record = records->front().id;
+  // Refunded through both at once: the first refund stands, every caller sees it.
+  {
+    StartLine start(kThreads);
+    std::vector<RegistryResult<Record>> results(kThreads, RegistryError{});
+    std::vector<std::thread> threads;
+    for (int w = 0; w < kThreads; ++w)
+      threads.emplace_back([&, w] {
+        start.arrive_and_wait();
+        results[static_cast<std::size_t>(w)] = servers[w % 2]->refund(record, RecordKind::kVignette);
+      });
+    for (auto& th : threads) th.join();
+    const auto stored = first.record(record);
+    ASSERT_TRUE(stored.ok() && stored->refunded);
+    for (const auto& r : results) {
+      EXPECT_TRUE(r.ok()) << r.error();
+      if (r) EXPECT_EQ(r->refunded, stored->refunded) << "a later refund overwrote the first";
+    }
+  }
+  // Two operators resolve the same sighting: one wins, the other is told it is no longer in review.
+  auto in = first.ingest({sighting("rv", "A1", "5XY6789", at("2024-06-05T12:00:00Z"), 0.3f)});
+  ASSERT_TRUE(in.ok()) << in.error();
+  const std::int64_t id = in->front().stored.id;
+  {
+    StartLine start(kThreads);
+    std::vector<RegistryResult<StoredSighting>> results(kThreads, RegistryError{});
+    std::vector<std::thread> threads;
+    for (int w = 0; w < kThreads; ++w)
+      threads.emplace_back([&, w] {
+        start.arrive_and_wait();
+        results[static_cast<std::size_t>(w)] =
+            servers[w % 2]->resolve(id, {w % 2 ? "dismiss" : "confirm_unpaid", "", "", w + 1});
+      });
+    for (auto& th : threads) th.join();
+    int won = 0;
+    for (const auto& r : results) {
+      if (r) {
+        ++won;
+        continue;
+      }
+      EXPECT_EQ(r.failure(), Failure::kConflict) << r.error();
+      EXPECT_NE(r.error().find("not in review"), std::string::npos) << r.error();
+    }
+    EXPECT_EQ(won, 1);
+  }
 }
 
 }  // namespace

@@ -11,10 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -22,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/base64.hpp"
+#include "test_databases.hpp"
 #include "vigil/registry.hpp"
 
 extern char** environ;
@@ -84,20 +89,32 @@ std::string batch(const std::vector<std::string>& events) {
   return s + "]}";
 }
 
-class ServerTest : public ::testing::Test {
+// A server on a fresh database: every ServerTest runs on SQLite and on PostgreSQL (names end in /Sqlite and
+// /Postgres; the PostgreSQL runs need VIGIL_TEST_POSTGRES_URL, see test_databases.hpp).
+class ServerTest : public ::testing::TestWithParam<testdb::Backend> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("vigil_server_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = info->name();
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::temp_directory_path() / ("vigil_server_test_" + std::to_string(::getpid()) + "_" + name);
     fs::remove_all(dir_);
     fs::create_directories(dir_);
+    // A TEST_F on this fixture (no parameter) runs on SQLite.
+    std::string url = (dir_ / "v.db").string();
+    if (info->value_param() && GetParam() == testdb::Backend::kPostgres) {
+      pg_ = std::make_unique<testdb::TestDatabase>(testdb::Backend::kPostgres);
+      if (!pg_->skip().empty()) GTEST_SKIP() << pg_->skip();
+      ASSERT_TRUE(pg_->error().empty()) << pg_->error();
+      url = pg_->url();
+    }
     RegistryOptions o;
     // Before the vignettes' validity in these tests, so a refund (made "now") cancels them from the start.
     o.clock = [] { return *parse_timestamp("2024-03-20T10:00:00Z"); };
     auto formats = FormatSet::load(std::string(VIGIL_SOURCE_DIR) + "/data/plate_formats.json");
     ASSERT_TRUE(formats.ok()) << formats.error();
     o.formats = std::make_shared<const FormatSet>(std::move(*formats));
-    auto reg = Registry::open((dir_ / "v.db").string(), o);
+    auto reg = Registry::open(url, o);
     ASSERT_TRUE(reg.ok()) << reg.error();
     reg_ = std::make_shared<Registry>(std::move(*reg));
     for (const auto& [name, role, camera] :
@@ -114,6 +131,8 @@ class ServerTest : public ::testing::Test {
     so.port = 0;
     so.threads = 4;
     so.body_max_bytes = 64 * 1024;
+    so.sightings_max_bytes = 256 * 1024;
+    so.image_max_bytes = 64 * 1024;
     so.batch_max = 50;
     server_ = std::make_unique<Server>(reg_, so);
     auto port = server_->start();
@@ -125,6 +144,7 @@ class ServerTest : public ::testing::Test {
     if (server_) server_->stop();
     server_.reset();
     reg_.reset();
+    pg_.reset();
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -143,11 +163,16 @@ class ServerTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  std::unique_ptr<testdb::TestDatabase> pg_;  // the PostgreSQL variant's database
   std::shared_ptr<Registry> reg_;
   std::unique_ptr<Server> server_;
   std::map<std::string, std::string> tokens_;
   int port_ = 0;
 };
+
+INSTANTIATE_TEST_SUITE_P(, ServerTest,
+                         ::testing::Values(testdb::Backend::kSqlite, testdb::Backend::kPostgres),
+                         testdb::backend_name);
 
 // Every endpoint, who may call it, and a request that would succeed for them.
 struct Endpoint {
@@ -161,7 +186,13 @@ std::vector<Endpoint> endpoints() {
   return {
       {"GET", "/metrics", "", "", {"operator", "admin"}},
       {"POST", "/api/sightings", batch({event("e1", "A1", "1AB2345")}), "application/json", {"camera"}},
+      {"GET", "/api/sightings", "", "", {"operator", "admin"}},
       {"GET", "/api/sightings/1", "", "", {"operator", "admin"}},
+      {"GET", "/api/sightings/1/plate.jpg", "", "", {"operator", "admin"}},
+      {"GET", "/api/sightings/1/frame.jpg", "", "", {"operator", "admin"}},
+      {"GET", "/api/me", "", "", {"camera", "shop", "operator", "admin"}},
+      {"GET", "/api/vignettes?plate=1AB2345", "", "", {"shop", "operator", "admin"}},
+      {"GET", "/api/products", "", "", {"shop", "operator", "admin"}},
       {"GET", "/api/plates/1AB2345/status", "", "", {"operator", "admin"}},
       {"GET", "/api/plates/1AB2345/history", "", "", {"operator", "admin"}},
       {"POST", "/api/vignettes", vignette, "application/json", {"shop", "admin"}},
@@ -193,14 +224,14 @@ std::vector<Endpoint> endpoints() {
   };
 }
 
-TEST_F(ServerTest, HealthIsPublic) {
+TEST_P(ServerTest, HealthIsPublic) {
   auto r = as("", "GET", "/health");
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.j["status"], "ok");
   EXPECT_EQ(r.j["schema_version"], Registry::latest_schema_version());
 }
 
-TEST_F(ServerTest, EveryEndpointRefusesRequestsWithoutAToken) {
+TEST_P(ServerTest, EveryEndpointRefusesRequestsWithoutAToken) {
   for (const auto& e : endpoints()) {
     auto r = as("", e.method, e.path, e.body, e.type);
     EXPECT_EQ(r.status, 401) << e.method << " " << e.path << ": " << r;
@@ -213,7 +244,7 @@ TEST_F(ServerTest, EveryEndpointRefusesRequestsWithoutAToken) {
   EXPECT_TRUE(reg_->records_for_plate("1AB2345")->empty());
 }
 
-TEST_F(ServerTest, EveryEndpointRefusesTheWrongRoles) {
+TEST_P(ServerTest, EveryEndpointRefusesTheWrongRoles) {
   for (const auto& e : endpoints()) {
     for (const std::string who : {"camera", "shop", "operator", "admin"}) {
       if (e.allowed.count(who)) continue;
@@ -227,7 +258,7 @@ TEST_F(ServerTest, EveryEndpointRefusesTheWrongRoles) {
   EXPECT_EQ(reg_->tokens()->size(), 5u);
 }
 
-TEST_F(ServerTest, EveryEndpointServesItsRoles) {
+TEST_P(ServerTest, EveryEndpointServesItsRoles) {
   // The same requests from an allowed role get past the auth check (they may still find no such id, or a
   // sighting that is not in review).
   for (const auto& e : endpoints()) {
@@ -239,7 +270,7 @@ TEST_F(ServerTest, EveryEndpointServesItsRoles) {
   }
 }
 
-TEST_F(ServerTest, SightingBatchesAreDecidedAndIdempotent) {
+TEST_P(ServerTest, SightingBatchesAreDecidedAndIdempotent) {
   ASSERT_EQ(as("shop", "POST", "/api/vignettes",
                R"({"plate": "1AB 2345", "country": "cz", "product": "cz-10d", "start": "2024-06-01"})")
                 .status,
@@ -288,7 +319,7 @@ TEST_F(ServerTest, SightingBatchesAreDecidedAndIdempotent) {
   EXPECT_EQ(review.j["review"].size(), 2u);
 }
 
-TEST_F(ServerTest, CamerasMayPostOnlyForThemselves) {
+TEST_P(ServerTest, CamerasMayPostOnlyForThemselves) {
   auto r = as("camera", "POST", "/api/sightings",
               batch({event("e1", "A1", "5XY6789"), event("e2", "B2", "5XY6789")}));
   EXPECT_EQ(r.status, 403) << r;
@@ -302,7 +333,7 @@ TEST_F(ServerTest, CamerasMayPostOnlyForThemselves) {
   EXPECT_EQ(stored_sightings(), 1u);
 }
 
-TEST_F(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
+TEST_P(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
   const std::string good = event("e1", "A1", "5XY6789");
   json no_time = json::parse(good);
   no_time.erase("time");
@@ -322,7 +353,7 @@ TEST_F(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
   bad_confidence["confidence"] = 2;
   json bad_candidates = json::parse(good);
   bad_candidates["candidates"] = {{{"text", "X"}, {"score", 1}}};
-  const std::string big(70 * 1024, ' ');
+  const std::string big(260 * 1024, ' ');  // over the fixture's sightings_max_bytes
   std::vector<std::string> many;
   for (int i = 0; i < 51; ++i) many.push_back(event("m" + std::to_string(i), "A1", "5XY6789"));
 
@@ -360,7 +391,129 @@ TEST_F(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
   EXPECT_EQ(as("camera", "POST", "/api/sightings", batch({good})).status, 200);
 }
 
-TEST_F(ServerTest, VignettesFromTheShop) {
+// A JPEG of w x h pixels: flat grey, or noise (which compresses badly: large files).
+std::string jpeg_bytes(int w, int h, bool noise = false) {
+  cv::Mat img(h, w, CV_8UC3, cv::Scalar(90, 120, 150));
+  if (noise) cv::randu(img, cv::Scalar::all(0), cv::Scalar::all(255));
+  std::vector<uchar> buf;
+  cv::imencode(".jpg", img, buf, {cv::IMWRITE_JPEG_QUALITY, 95});
+  return std::string(buf.begin(), buf.end());
+}
+
+TEST_P(ServerTest, EvidenceImagesAreStoredAndShownToOperatorsOnly) {
+  const std::string plate = jpeg_bytes(200, 50), frame = jpeg_bytes(160, 90, true);
+  ASSERT_GT(frame.size() + plate.size(), 2000u);
+  json with = json::parse(event("i1", "A1", "5XY6789"));
+  with["images"] = {{"plate", base64_encode(plate)}, {"frame", base64_encode(frame)}};
+  json plate_only = json::parse(event("i2", "A1", "5XY6780"));
+  plate_only["images"] = {{"plate", base64_encode(plate)}, {"frame", nullptr}};
+  const std::string none = event("i3", "A1", "5XY6781");
+  auto posted = as("camera", "POST", "/api/sightings", batch({with.dump(), plate_only.dump(), none}));
+  ASSERT_EQ(posted.status, 200) << posted;
+  const std::int64_t id1 = posted.j["results"][0]["sighting_id"], id2 = posted.j["results"][1]["sighting_id"],
+                     id3 = posted.j["results"][2]["sighting_id"];
+
+  auto one = as("operator", "GET", "/api/sightings/" + std::to_string(id1));
+  ASSERT_EQ(one.status, 200) << one;
+  EXPECT_EQ(one.j["images"], json({{"plate", true}, {"frame", true}}));
+  EXPECT_EQ(as("admin", "GET", "/api/sightings/" + std::to_string(id2)).j["images"],
+            json({{"plate", true}, {"frame", false}}));
+  EXPECT_EQ(as("operator", "GET", "/api/sightings/" + std::to_string(id3)).j["images"],
+            json({{"plate", false}, {"frame", false}}));
+  // Lists carry the flags too, and the audit copy of the event does not carry the images.
+  auto violations = as("operator", "GET", "/api/violations?camera=A1");
+  ASSERT_EQ(violations.status, 200) << violations;
+  ASSERT_FALSE(violations.j["violations"].empty());
+  EXPECT_TRUE(violations.j["violations"][0]["images"]["plate"].get<bool>());
+  auto stored = reg_->sighting(id1);
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  EXPECT_EQ(stored->sighting.event_json.find("images"), std::string::npos);
+  EXPECT_TRUE(stored->plate_image && stored->frame_image);
+
+  for (const std::string who : {"operator", "admin"}) {
+    auto p = as(who, "GET", "/api/sightings/" + std::to_string(id1) + "/plate.jpg");
+    ASSERT_EQ(p.status, 200) << who;
+    EXPECT_EQ(p.header("Content-Type"), "image/jpeg");
+    EXPECT_EQ(p.body, plate);
+    auto f = as(who, "GET", "/api/sightings/" + std::to_string(id1) + "/frame.jpg");
+    ASSERT_EQ(f.status, 200) << who;
+    EXPECT_EQ(f.body, frame);
+  }
+  auto missing = as("operator", "GET", "/api/sightings/" + std::to_string(id2) + "/frame.jpg");
+  EXPECT_EQ(missing.status, 404) << missing;
+  EXPECT_NE(missing.j.value("error", "").find("no frame image"), std::string::npos) << missing;
+  EXPECT_EQ(as("operator", "GET", "/api/sightings/99999/plate.jpg").status, 404);
+  EXPECT_EQ(as("operator", "GET", "/api/sightings/abc/plate.jpg").status, 404);
+  // Evidence is personal data: cameras and shops may not read it, nor anyone without a token.
+  for (const std::string who : {"camera", "camera_b", "shop"}) {
+    auto r = as(who, "GET", "/api/sightings/" + std::to_string(id1) + "/plate.jpg");
+    EXPECT_EQ(r.status, 403) << who << ": " << r;
+    EXPECT_EQ(r.body.find(plate.substr(0, 64)), std::string::npos);
+  }
+  auto anonymous = as("", "GET", "/api/sightings/" + std::to_string(id1) + "/frame.jpg");
+  EXPECT_EQ(anonymous.status, 401) << anonymous;
+  EXPECT_EQ(call(port_, "GET", "/api/sightings/" + std::to_string(id1) + "/plate.jpg", "vgl_made-up").status,
+            401);
+
+  // A resent event (after a lost answer) changes nothing, images included.
+  json again = json::parse(event("i3", "A1", "5XY6781"));
+  again["images"] = {{"plate", base64_encode(plate)}};
+  auto dup = as("camera", "POST", "/api/sightings", batch({again.dump()}));
+  ASSERT_EQ(dup.status, 200) << dup;
+  EXPECT_TRUE(dup.j["results"][0]["duplicate"].get<bool>());
+  EXPECT_EQ(as("operator", "GET", "/api/sightings/" + std::to_string(id3) + "/plate.jpg").status, 404);
+}
+
+TEST_P(ServerTest, ARefusedBatchNamesTheItemThatCausedIt) {
+  const std::string good = event("g1", "A1", "5XY6789");
+  json not_base64 = json::parse(event("n1", "A1", "5XY6789"));
+  not_base64["images"] = {{"plate", "not base64!"}};
+  json not_jpeg = json::parse(event("n2", "A1", "5XY6789"));
+  not_jpeg["images"] = {{"frame", base64_encode("\x89PNG\r\n\x1a\n0000")}};
+  json too_big = json::parse(event("n3", "A1", "5XY6789"));
+  too_big["images"] = {{"frame", base64_encode(jpeg_bytes(320, 240, true))}};  // about 90 KB: over 64 KiB
+  json unknown_kind = json::parse(event("n4", "A1", "5XY6789"));
+  unknown_kind["images"] = {{"car", base64_encode(jpeg_bytes(20, 10))}};
+  json bad_text = json::parse(event("n5", "A1", "5XY6789"));
+  bad_text["text"] = "--";  // refused by the registry, not the parser
+  struct Case {
+    std::string item;
+    int status;
+    std::string expect;
+  };
+  for (const auto& c : std::vector<Case>{
+           {not_base64.dump(), 400, "sightings[1].images.plate: not base64"},
+           {not_jpeg.dump(), 400, "sightings[1].images.frame: not a JPEG"},
+           {too_big.dump(), 400, "sightings[1].images.frame: "},
+           {unknown_kind.dump(), 400, "sightings[1].images.car: unknown field"},
+           {bad_text.dump(), 400, "sightings[1].text"},
+           {event("n6", "B2", "5XY6789"), 403, "sightings[1].camera_id"},
+       }) {
+    auto r = as("camera", "POST", "/api/sightings", batch({good, c.item, event("g2", "A1", "5XY6780")}));
+    EXPECT_EQ(r.status, c.status) << r;
+    EXPECT_NE(r.j.value("error", "").find(c.expect), std::string::npos) << r;
+    EXPECT_EQ(r.j["index"], 1) << r;
+    EXPECT_EQ(r.j["id"], json::parse(c.item)["id"]) << r;
+  }
+  EXPECT_EQ(stored_sightings(), 0u);
+  // An id another camera owns: a conflict, named too.
+  ASSERT_EQ(as("camera_b", "POST", "/api/sightings", batch({event("x1", "B2", "5XY6789")})).status, 200);
+  auto r = as("camera", "POST", "/api/sightings",
+              batch({good, event("g2", "A1", "5XY6780"), event("x1", "A1", "5XY6789")}));
+  EXPECT_EQ(r.status, 409) << r;
+  EXPECT_EQ(r.j["index"], 2) << r;
+  EXPECT_EQ(r.j["id"], "x1") << r;
+  // Whole-request problems name no item.
+  r = as("camera", "POST", "/api/sightings", R"({"sightings": 5})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_FALSE(r.j.contains("index")) << r;
+  EXPECT_EQ(stored_sightings(), 1u);
+  // Without the bad item the rest goes through.
+  EXPECT_EQ(as("camera", "POST", "/api/sightings", batch({good, event("g2", "A1", "5XY6780")})).status, 200);
+  EXPECT_EQ(stored_sightings(), 3u);
+}
+
+TEST_P(ServerTest, VignettesFromTheShop) {
   const std::string order =
       R"({"plate": "1ab-2345", "country": "cz", "product": "cz-10d", "start": "2024-03-25", "order_id": "S-1"})";
   auto created = as("shop", "POST", "/api/vignettes", order);
@@ -422,7 +575,7 @@ TEST_F(ServerTest, VignettesFromTheShop) {
   EXPECT_EQ(history.j["records"].size(), 1u);
 }
 
-TEST_F(ServerTest, CsvImportAllOrNothingOrTheValidRows) {
+TEST_P(ServerTest, CsvImportAllOrNothingOrTheValidRows) {
   const std::string csv =
       "plate,country,product,start,order_id\n"
       "1AB2345,cz,cz-10d,2024-06-01,I-1\n"
@@ -446,7 +599,7 @@ TEST_F(ServerTest, CsvImportAllOrNothingOrTheValidRows) {
   EXPECT_NE(header.j.value("error", "").find("colour"), std::string::npos);
 }
 
-TEST_F(ServerTest, ReviewQueueAndResolutions) {
+TEST_P(ServerTest, ReviewQueueAndResolutions) {
   ASSERT_EQ(as("shop", "POST", "/api/vignettes",
                R"({"plate": "1AB2345", "country": "cz", "product": "cz-30d", "start": "2024-06-01"})")
                 .status,
@@ -491,7 +644,7 @@ TEST_F(ServerTest, ReviewQueueAndResolutions) {
   EXPECT_EQ(as("operator", "GET", "/api/violations?plate=X").status, 400);
 }
 
-TEST_F(ServerTest, ExemptionsAndTokensThroughTheApi) {
+TEST_P(ServerTest, ExemptionsAndTokensThroughTheApi) {
   auto ex = as("admin", "POST", "/api/exemptions",
                R"({"plate": "EL012AB", "country": "cz", "reason": "electric", "from": "2024-01-01"})");
   ASSERT_EQ(ex.status, 201) << ex;
@@ -516,7 +669,7 @@ TEST_F(ServerTest, ExemptionsAndTokensThroughTheApi) {
   EXPECT_EQ(cams.j["cameras"].size(), 3u);  // A1, B2, C3
 }
 
-TEST_F(ServerTest, MetricsCountSightingsDecisionsAndLatency) {
+TEST_P(ServerTest, MetricsCountSightingsDecisionsAndLatency) {
   ASSERT_EQ(
       as("camera", "POST", "/api/sightings", batch({event("e1", "A1", "5XY6789"), event("e2", "A1", "QQ")}))
           .status,
@@ -537,10 +690,204 @@ TEST_F(ServerTest, MetricsCountSightingsDecisionsAndLatency) {
       << m.body;
 }
 
-TEST_F(ServerTest, UnknownEndpointsAnswerJson) {
+TEST_P(ServerTest, UnknownEndpointsAnswerJson) {
   auto r = as("admin", "GET", "/api/nothing");
   EXPECT_EQ(r.status, 404);
   EXPECT_NE(r.j.value("error", "").find("no endpoint GET /api/nothing"), std::string::npos) << r;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// What the dashboard needs
+
+TEST_P(ServerTest, SightingListIsNewestFirstOrSinceAnId) {
+  ASSERT_EQ(as("shop", "POST", "/api/vignettes",
+               R"({"plate": "1AB2345", "country": "cz", "product": "cz-10d", "start": "2024-06-01"})")
+                .status,
+            201);
+  ASSERT_EQ(as("camera", "POST", "/api/sightings",
+               batch({event("s1", "A1", "1AB2345"), event("s2", "A1", "5XY6789"),
+                      event("s3", "A1", "7KL1234", "2024-06-05T12:00:00Z", 0.3)}))
+                .status,
+            200);
+  ASSERT_EQ(as("camera_b", "POST", "/api/sightings", batch({event("s4", "B2", "5XY6789")})).status, 200);
+
+  auto all = as("operator", "GET", "/api/sightings");
+  ASSERT_EQ(all.status, 200) << all;
+  ASSERT_EQ(all.j["sightings"].size(), 4u) << all;
+  std::vector<std::string> order, decisions;
+  for (const auto& s : all.j["sightings"]) {
+    order.push_back(s["id"]);
+    decisions.push_back(s["decision"]);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"s4", "s3", "s2", "s1"}));
+  EXPECT_EQ(decisions, (std::vector<std::string>{"unpaid", "review", "unpaid", "paid"}));
+  EXPECT_TRUE(all.j["next_before_id"].is_null());
+  const auto id_of = [&](int i) { return all.j["sightings"][i]["sighting_id"].get<std::int64_t>(); };
+
+  // Paging back from the newest, then forward from an id (what the live view polls).
+  auto newest = as("admin", "GET", "/api/sightings?limit=2");
+  ASSERT_EQ(newest.j["sightings"].size(), 2u);
+  EXPECT_EQ(newest.j["sightings"][0]["id"], "s4");
+  ASSERT_EQ(newest.j["next_before_id"], id_of(1)) << newest;
+  auto older = as("admin", "GET", "/api/sightings?limit=2&before_id=" + std::to_string(id_of(1)));
+  ASSERT_EQ(older.j["sightings"].size(), 2u) << older;
+  EXPECT_EQ(older.j["sightings"][0]["id"], "s2");
+  EXPECT_EQ(older.j["sightings"][1]["id"], "s1");
+  auto since = as("operator", "GET", "/api/sightings?after_id=" + std::to_string(id_of(3)));
+  ASSERT_EQ(since.j["sightings"].size(), 3u) << since;
+  EXPECT_EQ(since.j["sightings"][0]["id"], "s2");
+  EXPECT_EQ(since.j["sightings"][2]["id"], "s4");
+  auto page = as("operator", "GET", "/api/sightings?limit=1&after_id=" + std::to_string(id_of(3)));
+  EXPECT_EQ(page.j["next_after_id"], id_of(2)) << page;
+  EXPECT_EQ(
+      as("operator", "GET", "/api/sightings?after_id=" + std::to_string(id_of(0))).j["sightings"].size(), 0u);
+
+  auto b2 = as("operator", "GET", "/api/sightings?camera=B2");
+  ASSERT_EQ(b2.j["sightings"].size(), 1u);
+  EXPECT_EQ(b2.j["sightings"][0]["camera_id"], "B2");
+  EXPECT_EQ(as("operator", "GET", "/api/sightings?order=oldest").j["sightings"][0]["id"], "s1");
+  // The other lists take the order too.
+  auto violations = as("operator", "GET", "/api/violations?order=newest");
+  ASSERT_EQ(violations.j["violations"].size(), 2u) << violations;
+  EXPECT_EQ(violations.j["violations"][0]["id"], "s4");
+  EXPECT_EQ(as("operator", "GET", "/api/plates/5XY6789/history?order=newest").j["sightings"][0]["id"], "s4");
+
+  for (const std::string bad :
+       {"order=random", "before_id=0", "before_id=x", "after_id=-1", "limit=1001", "plate=1AB2345"}) {
+    auto r = as("operator", "GET", "/api/sightings?" + bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r;
+    EXPECT_NE(r.j.value("error", "").find(bad.substr(0, bad.find('='))), std::string::npos) << r;
+  }
+}
+
+TEST_P(ServerTest, MeNamesTheCallingToken) {
+  for (const std::string who : {"camera", "shop", "operator", "admin"}) {
+    auto r = as(who, "GET", "/api/me");
+    ASSERT_EQ(r.status, 200) << who << ": " << r;
+    EXPECT_EQ(r.j["role"], who);
+    EXPECT_EQ(r.j["note"], who);
+    EXPECT_FALSE(r.j.contains("token")) << r;
+    EXPECT_EQ(r.body.find(tokens_.at(who).substr(4)), std::string::npos) << "the secret must not come back";
+  }
+  EXPECT_EQ(as("camera_b", "GET", "/api/me").j["camera"], "B2");
+  EXPECT_TRUE(as("admin", "GET", "/api/me").j["camera"].is_null());
+}
+
+TEST_P(ServerTest, VignettesOfAPlateAndProducts) {
+  ASSERT_EQ(as("shop", "POST", "/api/vignettes",
+               R"({"plate": "1AB2345", "country": "cz", "product": "cz-10d", "start": "2024-06-01"})")
+                .status,
+            201);
+  ASSERT_EQ(as("admin", "POST", "/api/exemptions",
+               R"({"plate": "1AB2345", "country": "cz", "reason": "emergency"})")
+                .status,
+            201);
+  auto r = as("shop", "GET", "/api/vignettes?plate=1ab%202345");
+  ASSERT_EQ(r.status, 200) << r;
+  EXPECT_EQ(r.j["plate"], "1AB2345");
+  ASSERT_EQ(r.j["vignettes"].size(), 1u) << "exemptions are not vignettes: " << r;
+  EXPECT_EQ(r.j["vignettes"][0]["product"], "cz-10d");
+  EXPECT_EQ(r.j["vignettes"][0]["last_day"], "2024-06-10");
+  EXPECT_EQ(as("operator", "GET", "/api/vignettes?plate=9ZZ9999").j["vignettes"].size(), 0u);
+  auto missing = as("shop", "GET", "/api/vignettes");
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_NE(missing.j.value("error", "").find("plate: required"), std::string::npos) << missing;
+  auto bad = as("shop", "GET", "/api/vignettes?plate=1AB%402345");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.j.value("error", "").find("'@'"), std::string::npos) << bad;
+  EXPECT_EQ(as("shop", "GET", "/api/vignettes?plate=1AB2345&all=1").status, 400);
+
+  auto p = as("shop", "GET", "/api/products");
+  ASSERT_EQ(p.status, 200) << p;
+  EXPECT_EQ(p.j["time_zone"], "Europe/Prague");
+  EXPECT_EQ(p.j["today"], "2024-03-20");  // the registry's clock, in its zone
+  std::vector<std::string> ids;
+  for (const auto& x : p.j["products"]) ids.push_back(x["id"]);
+  EXPECT_EQ(ids, (std::vector<std::string>{"cz-1d", "cz-10d", "cz-30d", "cz-annual"}));
+  EXPECT_EQ(p.j["products"][1]["days"], 10);
+}
+
+// A server with a web folder, and requests that try to leave it.
+TEST_P(ServerTest, DashboardFilesAreServedSafely) {
+  const fs::path web = dir_ / "web";
+  fs::create_directories(web / "sub");
+  auto write = [](const fs::path& p, const std::string& text) { std::ofstream(p) << text; };
+  write(web / "index.html", "<!doctype html><title>t</title>");
+  write(web / "app.js", "'use strict';");
+  write(web / "style.css", "body{}");
+  write(web / "notes.md", "# not served");
+  write(web / ".hidden.js", "secret");
+  write(web / "sub" / "deep.js", "deep");
+  write(dir_ / "outside.js", "OUTSIDE-CONTENT");
+  fs::create_symlink(dir_ / "outside.js", web / "link.js");
+  ServerOptions so;
+  so.port = 0;
+  so.web_dir = web.string();
+  Server server(reg_, so);
+  auto port = server.start();
+  ASSERT_TRUE(port.ok()) << port.error();
+
+  auto index = call(*port, "GET", "/", "");
+  ASSERT_EQ(index.status, 200) << index;
+  EXPECT_EQ(index.body, "<!doctype html><title>t</title>");
+  EXPECT_EQ(index.header("Content-Type"), "text/html; charset=utf-8");
+  const std::string csp = index.header("Content-Security-Policy");
+  for (const std::string part : {"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"})
+    EXPECT_NE(csp.find(part), std::string::npos) << part << " in " << csp;
+  EXPECT_EQ(csp.find("unsafe"), std::string::npos) << csp;
+  EXPECT_EQ(index.header("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(call(*port, "GET", "/ui/index.html", "").body, index.body);
+  auto js = call(*port, "GET", "/ui/app.js", "");
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(js.header("Content-Type"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(js.header("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(call(*port, "GET", "/ui/style.css", "").header("Content-Type"), "text/css; charset=utf-8");
+
+  for (const std::string path :
+       {"/ui/notes.md", "/ui/.hidden.js", "/ui/link.js", "/ui/missing.js", "/ui/sub/deep.js", "/ui/..%2Fv.db",
+        "/ui/%2E%2E%2Foutside.js", "/ui/..", "/ui/sub", "/ui/app.js%00.png", "/../outside.js"}) {
+    auto r = call(*port, "GET", path, "");
+    EXPECT_EQ(r.status, 404) << path << ": " << r;
+    EXPECT_EQ(r.body.find("OUTSIDE-CONTENT"), std::string::npos) << path;
+    EXPECT_EQ(r.header("Content-Type"), "application/json") << path;
+  }
+  // The API needs its token as before, and is not sniffed either.
+  auto api = call(*port, "GET", "/api/review", "");
+  EXPECT_EQ(api.status, 401);
+  EXPECT_EQ(api.header("X-Content-Type-Options"), "nosniff");
+  server.stop();
+
+  // Without a web folder, / says what to do.
+  auto none = as("", "GET", "/");
+  EXPECT_EQ(none.status, 404);
+  EXPECT_NE(none.j.value("error", "").find("--web-dir"), std::string::npos) << none;
+}
+
+// The shipped dashboard: its scripts come from files only (the CSP allows nothing else) and it never
+// turns data into HTML.
+TEST(Dashboard, ShippedFilesKeepToTheContentSecurityPolicy) {
+  const fs::path web = fs::path(VIGIL_SOURCE_DIR) / "web";
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string html = read(web / "index.html");
+  ASSERT_FALSE(html.empty());
+  std::smatch m;
+  for (auto it = html.cbegin(); std::regex_search(it, html.cend(), m, std::regex(R"(<script\b[^>]*>)"));
+       it = m.suffix().first)
+    EXPECT_NE(m.str().find("src=\"/ui/"), std::string::npos) << "inline script: " << m.str();
+  EXPECT_FALSE(std::regex_search(html, std::regex(R"(\son[a-z]+\s*=)", std::regex::icase)))
+      << "inline event handlers are blocked by the CSP";
+  EXPECT_FALSE(std::regex_search(html, std::regex(R"(<style|style=)", std::regex::icase)));
+  EXPECT_FALSE(std::regex_search(html, std::regex(R"((src|href)="(https?:)?//)")))
+      << "everything comes from this server";
+  for (const auto& entry : fs::directory_iterator(web)) {
+    if (entry.path().extension() != ".js") continue;
+    const std::string js = read(entry.path());
+    for (const std::string sink : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("})
+      EXPECT_EQ(js.find(sink), std::string::npos) << entry.path() << " uses " << sink;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -644,8 +991,17 @@ TEST(ServeBinary, StartsTokensWorkAndStopsOnSigterm) {
       << first;
   const int port = std::stoi(m[1]);
   EXPECT_EQ(m[2].str(), db);
+  // The dashboard is found next to the models (the source tree here) and its address printed.
+  const std::string dashboard = server.line();
+  ASSERT_TRUE(
+      std::regex_search(dashboard, m, std::regex(R"(dashboard (http://\S+/) \(sign in .*files from (.*)\))")))
+      << dashboard;
+  EXPECT_EQ(m[1].str(), "http://127.0.0.1:" + std::to_string(port) + "/");
+  EXPECT_TRUE(fs::exists(fs::path(m[2].str()) / "index.html")) << dashboard;
   EXPECT_NE(server.line().find("no admin token"), std::string::npos);
   EXPECT_NE(server.line().find("vigil serve token create --role admin --db " + db), std::string::npos);
+  EXPECT_NE(server.line().find("then sign in at http://127.0.0.1:" + std::to_string(port) + "/ with it"),
+            std::string::npos);
   auto health = call(port, "GET", "/health", "");
   EXPECT_EQ(health.status, 200) << health;
 
@@ -675,6 +1031,58 @@ TEST(ServeBinary, StartsTokensWorkAndStopsOnSigterm) {
   EXPECT_EQ(server.wait(&err), 0) << err;
   EXPECT_NE(err.find("stopping"), std::string::npos) << err;
   fs::remove_all(dir);
+}
+
+// `vigil serve --db postgresql://...` as a fleet server runs it; the URL's password is never printed.
+TEST(ServeBinary, ServesAPostgresDatabase) {
+  testdb::TestDatabase db(testdb::Backend::kPostgres);
+  if (!db.skip().empty()) GTEST_SKIP() << db.skip();
+  ASSERT_TRUE(db.error().empty()) << db.error();
+  // A password the test server (trust authentication) never asks for, added when the URL names a user.
+  std::string url = db.url();
+  const std::size_t user = url.find("://") + 3, at = url.find('@', user);
+  if (at != std::string::npos && url.find(':', user) > at) url.insert(at, ":s3cret-pw");
+  const fs::path dir = fs::temp_directory_path() / ("vigil_serve_pg_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+
+  Child server({"serve", "--db", url, "--port", "0", "--data-dir", dir.string()});
+  const std::string first = server.line();
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(first, m, std::regex(R"(serving http://127\.0\.0\.1:(\d+) \(postgresql (.*)\))")))
+      << first;
+  const int port = std::stoi(m[1]);
+  EXPECT_NE(m[2].str().find("/" + db.name()), std::string::npos) << first;
+  std::string printed = first + "\n";
+  for (int i = 0; i < 4 && printed.find("token create") == std::string::npos; ++i)
+    printed += server.line() + "\n";
+  EXPECT_NE(printed.find("--db " + redact_database_url(url)), std::string::npos) << printed;
+  EXPECT_EQ(call(port, "GET", "/health", "").status, 200);
+
+  Child create({"serve", "token", "create", "--role", "camera", "--camera", "A1", "--db", url});
+  const std::string token = create.line();
+  std::string err;
+  EXPECT_EQ(create.wait(&err), 0) << err;
+  EXPECT_EQ(err.find("s3cret-pw"), std::string::npos) << err;
+  auto posted = call(port, "POST", "/api/sightings", token, batch({event("pg1", "A1", "5XY6789")}));
+  EXPECT_EQ(posted.status, 200) << posted;
+  EXPECT_EQ(db.count("sightings"), 1);
+
+  server.signal(SIGTERM);
+  err.clear();
+  EXPECT_EQ(server.wait(&err), 0) << err;
+  printed += server.rest();
+  EXPECT_EQ((printed + err).find("s3cret-pw"), std::string::npos) << printed << err;
+  fs::remove_all(dir);
+
+  // A server that cannot be reached: the exit status and message say so, without the password.
+  Child down({"serve", "--db", "postgresql://vigil:s3cret-pw@127.0.0.1:1/vigil", "--port", "0"});
+  err.clear();
+  EXPECT_EQ(down.wait(&err), 1);
+  EXPECT_NE(err.find("cannot connect to PostgreSQL postgresql://vigil:***@127.0.0.1:1/vigil"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("s3cret-pw"), std::string::npos) << err;
 }
 
 TEST(ServeBinary, ReportsAPortInUse) {

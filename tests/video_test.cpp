@@ -19,6 +19,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <opencv2/videoio/registry.hpp>
 #include <random>
 #include <string>
 #include <thread>
@@ -330,6 +331,57 @@ TEST(VideoSource, LiveSourceGivesUpAfterTheConfiguredAttempts) {
   EXPECT_EQ((*src)->read(f), vigil::ReadStatus::kError);
   EXPECT_NE((*src)->error().find("gave up after 3"), std::string::npos) << (*src)->error();
   EXPECT_EQ((*src)->stats().outages, 1);
+}
+
+TEST(VideoSpec, PipelineElementNames) {
+  using vigil::detail::pipeline_elements;
+  EXPECT_EQ(
+      pipeline_elements("libcamerasrc ! video/x-raw,width=1280,height=720,framerate=15/1 ! videoconvert "
+                        "! appsink drop=true max-buffers=1"),
+      (std::vector<std::string>{"libcamerasrc", "videoconvert", "appsink"}));
+  EXPECT_EQ(
+      pipeline_elements("v4l2src device=/dev/video0 ! image/jpeg ! jpegdec ! tee name=t ! queue ! appsink "
+                        "t. ! queue ! fakesink"),
+      (std::vector<std::string>{"v4l2src", "jpegdec", "tee", "queue", "appsink", "queue", "fakesink"}));
+  // A '!' inside a quoted property value does not split.
+  EXPECT_EQ(pipeline_elements("filesrc location=\"a ! b.mp4\" ! decodebin ! appsink"),
+            (std::vector<std::string>{"filesrc", "decodebin", "appsink"}));
+}
+
+// A pipeline that cannot work fails when it is opened, saying why, instead of being retried for ever as a
+// live source; where GStreamer's registry cannot be consulted, it fails on its first attempt instead.
+TEST(VideoSource, AnUnusablePipelineFailsWithWhatToInstall) {
+  auto error_of = [](const std::string& spec) -> std::string {
+    vigil::SourceOptions o;
+    o.reconnect_delay_s = 0.01;
+    o.reconnect_attempts_max = 1;
+    auto src = vigil::open_source(spec, o);
+    if (!src) return src.error();
+    vigil::Frame f;
+    if ((*src)->read(f) != vigil::ReadStatus::kError) return "";
+    return (*src)->error();
+  };
+  if (!cv::videoio_registry::hasBackend(cv::CAP_GSTREAMER)) {
+    const std::string e = error_of("fakesrc ! appsink");
+    EXPECT_NE(e.find("this OpenCV was built without GStreamer"), std::string::npos) << e;
+    GTEST_SKIP() << "OpenCV has no GStreamer backend here";
+  }
+  std::string e = error_of("fakesrc ! fakesink");
+  EXPECT_NE(e.find("fakesrc ! fakesink: a GStreamer pipeline must end in appsink"), std::string::npos) << e;
+
+  e = error_of("vigilnosuchsrc ! videoconvert ! appsink");
+  const bool checked = e.find("not installed") != std::string::npos;
+  if (checked) {
+    EXPECT_NE(e.find("vigilnosuchsrc"), std::string::npos) << e;
+    EXPECT_NE(e.find("check the name vigilnosuchsrc with gst-inspect-1.0"), std::string::npos) << e;
+  } else {
+    EXPECT_NE(e.find("GStreamer cannot start the pipeline"), std::string::npos) << e;
+  }
+  // The Raspberry Pi camera's element names its package when it is missing.
+  e = error_of("libcamerasrc ! video/x-raw,width=640,height=480 ! videoconvert ! appsink");
+  const std::size_t missing = e.find("GStreamer element");
+  if (missing != std::string::npos && e.find("libcamerasrc", missing) != std::string::npos)
+    EXPECT_NE(e.find("apt-get install gstreamer1.0-libcamera"), std::string::npos) << e;
 }
 
 TEST(VideoSource, InterruptEndsAReconnectWait) {

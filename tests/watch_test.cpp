@@ -35,6 +35,15 @@
 #include <thread>
 #include <vector>
 
+#if VIGIL_HAVE_SERVER
+#include <httplib.h>
+#include <sqlite3.h>
+
+#include <functional>
+#include <set>
+#include <tuple>
+#endif
+
 extern char** environ;
 
 namespace fs = std::filesystem;
@@ -480,6 +489,37 @@ TEST(Watch, ConfigErrorsNameTheBadKey) {
   EXPECT_TRUE(contains(r.err, "no source")) << r;
 }
 
+TEST(Watch, CheckValidatesAConfigWithoutOpeningItsSources) {
+  TempDir dir;
+  // A camera box config: the device does not exist here, and --check must not try to open it.
+  std::ofstream(dir / "cam1.json") << "{\n  // gate\n  \"source\": \"/dev/video97\",\n  \"name\": \"Gate\",\n"
+                                      "  \"roi\": [[0, 0], [640, 0], [640, 360]]\n}\n";
+  RunResult r = run_vigil({"watch", "--config", dir / "cam1.json", "--check"});
+  EXPECT_EQ(r.status, 0) << r;
+  EXPECT_TRUE(contains(r.out, "cam1.json: OK, 1 camera")) << r;
+  EXPECT_TRUE(contains(r.out, "cam1 \"Gate\": /dev/video97, roi 3 points")) << r;
+
+  std::ofstream(dir / "cam2.json")
+      << "{\n  \"source\": \"/dev/video97\",\n  \"roi\": [[0, 0], [640, 0]]\n}\n";
+  r = run_vigil({"watch", "--config", dir / "cam2.json", "--check"});
+  EXPECT_EQ(r.status, 2) << r;
+  EXPECT_TRUE(contains(r.err, "cam2.json:3: roi: expected at least 3 [x, y] points, got 2")) << r;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(Watch, AGStreamerPipelineThatCannotOpenIsAClearError) {
+  // With GStreamer's registry at hand the missing element is named at once; otherwise the single
+  // allowed attempt fails. Either way: status 1 and a message saying why, no endless retrying.
+  const RunResult r =
+      run_vigil({"watch", "--reconnect-max", "1", "vigilnosuchsrc ! videoconvert ! appsink"}, 60);
+  EXPECT_EQ(r.status, 1) << r;
+  EXPECT_TRUE(contains(r.err, "vigilnosuchsrc ! videoconvert ! appsink: ")) << r;
+  EXPECT_TRUE(contains(r.err, "GStreamer elements vigilnosuchsrc") ||
+              contains(r.err, "GStreamer cannot start the pipeline") ||
+              contains(r.err, "this OpenCV was built without GStreamer"))
+      << r;
+}
+
 TEST(Watch, NotAVideoAndACutMp4AreClearErrors) {
   TempDir dir;
   std::ofstream(dir / "notes.mp4") << "these are my notes, not a video\n";
@@ -717,5 +757,400 @@ TEST(Watch, LiveMjpegStreamUsesTheWallClockAndFailsWhenItGivesUpReconnecting) {
     EXPECT_LE(e["first_seen_s"].get<double>(), before + 180);
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Upload to `vigil serve` (--server): both binaries spawned on loopback, the server's database read
+// directly to count what it stored.
+
+#if VIGIL_HAVE_SERVER
+
+// The rows of a query on a SQLite file (the server's database, or an outbox), read-only.
+std::vector<std::vector<std::string>> db_rows(const std::string& file, const std::string& sql) {
+  std::vector<std::vector<std::string>> out;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return out;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK)
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      std::vector<std::string> r;
+      for (int i = 0; i < sqlite3_column_count(st); ++i) {
+        const auto* t = sqlite3_column_text(st, i);
+        r.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
+      }
+      out.push_back(std::move(r));
+    }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+std::set<std::string> ids_in(const std::string& file, const std::string& table) {
+  std::set<std::string> ids;
+  for (const auto& r : db_rows(file, "SELECT event_id FROM " + table)) ids.insert(r[0]);
+  return ids;
+}
+
+std::set<std::string> ids_of(const std::vector<json>& events) {
+  std::set<std::string> ids;
+  for (const auto& e : events) ids.insert(e["id"].get<std::string>());
+  return ids;
+}
+
+std::size_t stored_count(const std::string& db) {
+  const auto r = db_rows(db, "SELECT COUNT(*) FROM sightings");
+  return r.empty() ? 0 : std::stoul(r[0][0]);
+}
+
+// A TCP port on 127.0.0.1 that nothing listens on now.
+int unused_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+bool running(const Child& c) { return c.pid > 0 && ::waitpid(c.pid, nullptr, WNOHANG) == 0; }
+
+// `vigil serve` on 127.0.0.1:port with its own database in dir.
+struct ServeProcess {
+  Child child;
+  std::string db, url;
+  int port = 0;
+
+  ServeProcess(const TempDir& dir, int port_) : db(dir / "registry.db"), port(port_) {
+    url = "http://127.0.0.1:" + std::to_string(port);
+  }
+  // A token made by the CLI (works with the server up or down).
+  std::string token(const std::string& role, const std::string& camera = "") const {
+    std::vector<std::string> args = {"serve", "token", "create", "--role", role, "--db", db};
+    if (!camera.empty()) args.insert(args.end(), {"--camera", camera});
+    RunResult r = run_vigil(args, 60);
+    EXPECT_EQ(r.status, 0) << r;
+    while (!r.out.empty() && (r.out.back() == '\n' || r.out.back() == '\r')) r.out.pop_back();
+    return r.out;
+  }
+  void start(const TempDir& dir) {
+    child = spawn_vigil({"serve", "--db", db, "--port", std::to_string(port)}, dir.path);
+    ASSERT_GT(child.pid, 0);
+    ASSERT_TRUE(wait_until(
+        [&] { return contains(slurp(child.out_path), "serving " + url) || !running(child); }, 60s));
+    ASSERT_TRUE(running(child)) << slurp(child.err_path);
+  }
+  void stop() {
+    if (child.pid <= 0) return;
+    ::kill(child.pid, SIGTERM);
+    const RunResult r = finish(child, 30);
+    EXPECT_EQ(r.status, 0) << r;
+    child.pid = -1;
+  }
+  // Dies at once (a crash, a power cut): connections it kept open go with it.
+  void kill() {
+    ::kill(child.pid, SIGKILL);
+    finish(child, 30);
+    child.pid = -1;
+  }
+  ~ServeProcess() { stop(); }
+
+  // GET with a token: status, content type and body.
+  std::tuple<int, std::string, std::string> get(const std::string& path, const std::string& token) const {
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_read_timeout(10, 0);
+    auto res = cli.Get(path, {{"Authorization", "Bearer " + token}});
+    if (!res) return {0, "", httplib::to_string(res.error())};
+    return {res->status, res->get_header_value("Content-Type"), res->body};
+  }
+};
+
+// Two cars one after the other: two events, the second long after the first.
+Video two_passes() { return test_video("passes", small({"--duration", "10", "--cars", "2"})); }
+
+std::vector<std::string> fast_retries() {
+  return {"--upload-retry-min", "0.05", "--upload-retry-max", "0.3"};
+}
+
+TEST(WatchUpload, BadServerFlagsAreClearErrors) {
+  const Video v = test_video("single", small({"--duration", "3"}));
+  ASSERT_FALSE(v.path.empty());
+  TempDir dir;
+  RunResult r = run_vigil({"watch", v.path, "--camera-id", "gate-1", "--server", "http://127.0.0.1:9"});
+  EXPECT_EQ(r.status, 2) << r;
+  EXPECT_TRUE(contains(r.err, "gate-1: http://127.0.0.1:9 needs a token")) << r;
+  EXPECT_TRUE(contains(r.err, "vigil serve token create --role camera --camera gate-1")) << r;
+  r = run_vigil(
+      {"watch", v.path, "--events", dir / "e.jsonl", "--server", "localhost:8080", "--token", "vgl_x"});
+  EXPECT_EQ(r.status, 2) << r;
+  EXPECT_TRUE(contains(r.err, "expected a URL starting with http:// or https://")) << r;
+  r = run_vigil({"watch", v.path, "--server", "http://127.0.0.1:9", "--token", "vgl_x", "--outbox",
+                 dir / "missing/o.outbox"});
+  EXPECT_EQ(r.status, 2) << r;
+  EXPECT_TRUE(contains(r.err, "folder " + dir / "missing" + " does not exist")) << r;
+  // Two cameras of a config cannot share one outbox (each needs its own token).
+  std::ofstream(dir / "two.json") << json{{"server", "http://127.0.0.1:9"},
+                                          {"outbox", dir / "one.outbox"},
+                                          {"cameras",
+                                           {{{"id", "a"}, {"source", v.path}, {"token", "vgl_a"}},
+                                            {{"id", "b"}, {"source", v.path}, {"token", "vgl_b"}}}}}
+                                         .dump(2);
+  r = run_vigil({"watch", "--config", dir / "two.json"});
+  EXPECT_EQ(r.status, 2) << r;
+  EXPECT_TRUE(contains(r.err, "cameras a and b would share the outbox " + dir / "one.outbox")) << r;
+}
+
+TEST(WatchUpload, EventsReachTheServerWithTheirImagesBesideTheEventsFile) {
+  const Video v = two_passes();
+  ASSERT_FALSE(v.path.empty());
+  REQUIRE_PLATES_FOUND();
+  TempDir dir;
+  ServeProcess srv(dir, unused_port());
+  const std::string token = srv.token("camera", "gate-1"), op = srv.token("operator");
+  srv.start(dir);
+  const double before =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const RunResult r = run_vigil({"watch", v.path, "--camera-id", "gate-1", "--events", dir / "events.jsonl",
+                                 "--server", srv.url, "--token", token});
+  ASSERT_EQ(r.status, 0) << r;
+  const auto events = events_of(slurp(dir / "events.jsonl"));  // the JSON Lines output is still written
+  expect_one_event_per_car(events, v.truth, r.err);
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(contains(r.err, "gate-1: " + std::to_string(events.size()) + " events delivered to " + srv.url +
+                                  "; none pending"))
+      << r;
+  // The default outbox: next to the events file, named by the camera, empty now.
+  ASSERT_TRUE(fs::exists(dir / "gate-1.outbox")) << r;
+  EXPECT_TRUE(ids_in(dir / "gate-1.outbox", "pending").empty());
+  EXPECT_EQ(ids_in(srv.db, "sightings"), ids_of(events));
+
+  for (const auto& row : db_rows(srv.db, "SELECT id, event_id, camera_id, seen_at FROM sightings")) {
+    SCOPED_TRACE(row[1]);
+    EXPECT_EQ(row[2], "gate-1");
+    const auto [status, type, body] = srv.get("/api/sightings/" + row[0], op);
+    ASSERT_EQ(status, 200) << body;
+    const json s = json::parse(body);
+    EXPECT_EQ(s["images"], json({{"plate", true}, {"frame", true}}));
+    // A file's events are stamped with the wall-clock time they were produced.
+    const double t = double(std::stoll(row[3])) / 1000.0;  // Unix milliseconds
+    EXPECT_GE(t, before - 1);
+    EXPECT_LE(t, before + 600);
+    for (const std::string kind : {"plate", "frame"}) {
+      const auto [st, ct, jpeg] = srv.get("/api/sightings/" + row[0] + "/" + kind + ".jpg", op);
+      ASSERT_EQ(st, 200) << kind;
+      EXPECT_EQ(ct, "image/jpeg");
+      const cv::Mat img = cv::imdecode(std::vector<uchar>(jpeg.begin(), jpeg.end()), cv::IMREAD_COLOR);
+      ASSERT_FALSE(img.empty()) << kind;
+      if (kind == "frame") EXPECT_EQ(std::max(img.cols, img.rows), 640);
+    }
+    // Not for the camera's own token.
+    EXPECT_EQ(std::get<0>(srv.get("/api/sightings/" + row[0] + "/plate.jpg", token)), 403);
+  }
+}
+
+TEST(WatchUpload, AServerDownAtStartGetsEverythingWhenItComesUp) {
+  const Video v = two_passes();
+  ASSERT_FALSE(v.path.empty());
+  REQUIRE_PLATES_FOUND();
+  TempDir dir;
+  ServeProcess srv(dir, unused_port());
+  const std::string token = srv.token("camera", "gate-1");
+  // The server, token and outbox from the camera's config file this time.
+  const std::string outbox = dir / "spool/gate-1.outbox";
+  fs::create_directories(dir / "spool");
+  std::ofstream(dir / "gate-1.json")
+      << json{{"source", v.path}, {"server", srv.url}, {"token", token}, {"outbox", outbox}}.dump(2);
+  std::vector<std::string> args = {
+      "watch", "--config", dir / "gate-1.json", "--events", dir / "events.jsonl", "--drain-seconds", "300"};
+  for (const auto& a : fast_retries()) args.push_back(a);
+  const Child c = spawn_vigil(args, dir.path);
+  ASSERT_TRUE(wait_until(
+      [&] { return contains(slurp(c.err_path), "cannot deliver to " + srv.url) || !running(c); }, 120s));
+  EXPECT_TRUE(contains(slurp(c.err_path), "kept in " + outbox)) << slurp(c.err_path);
+  ASSERT_TRUE(running(c)) << slurp(c.err_path);
+  EXPECT_TRUE(contains(slurp(c.err_path), "cannot connect")) << slurp(c.err_path);
+  srv.start(dir);
+  const RunResult r = finish(c, 300);
+  ASSERT_EQ(r.status, 0) << r;
+  const auto events = events_of(slurp(dir / "events.jsonl"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(contains(r.err, "gate-1: " + std::to_string(events.size()) + " events delivered to " + srv.url +
+                                  "; none pending"))
+      << r;
+  EXPECT_EQ(ids_in(srv.db, "sightings"), ids_of(events));
+  EXPECT_TRUE(ids_in(outbox, "pending").empty());
+}
+
+TEST(WatchUpload, AServerThatDiesMidwayAndRestartsMissesNothing) {
+  const Video v = two_passes();
+  ASSERT_FALSE(v.path.empty());
+  REQUIRE_PLATES_FOUND();
+  TempDir dir;
+  ServeProcess srv(dir, unused_port());
+  const std::string token = srv.token("camera", "gate-1");
+  srv.start(dir);
+  // A live camera (the video served at its own pace), so the second car comes seconds after the first.
+  OneShotMjpegServer camera(v.path, 10);
+  ASSERT_GT(camera.port(), 0);
+  std::vector<std::string> args = {
+      "watch",           "http://127.0.0.1:" + std::to_string(camera.port()) + "/video.mjpg",
+      "--reconnect-max", "1",
+      "--camera-id",     "gate-1",
+      "--events",        dir / "events.jsonl",
+      "--server",        srv.url,
+      "--token",         token,
+      "--drain-seconds", "300"};
+  for (const auto& a : fast_retries()) args.push_back(a);
+  const Child c = spawn_vigil(args, dir.path);
+  // The first car's event reaches the server; then the server goes away. (Killed: a server stopped with
+  // SIGTERM still answers on open keep-alive connections for a few seconds.)
+  ASSERT_TRUE(wait_until([&] { return stored_count(srv.db) >= 1 || !running(c); }, 120s));
+  ASSERT_TRUE(running(c)) << slurp(c.err_path);
+  srv.kill();
+  if (stored_count(srv.db) > 1)
+    GTEST_SKIP() << "both events reached the server before it could be stopped (a very slow machine): "
+                 << slurp(c.err_path) << slurp(dir / "events.jsonl");
+  // The second car's event finds it down ...
+  ASSERT_TRUE(wait_until(
+      [&] { return contains(slurp(c.err_path), "cannot deliver to " + srv.url) || !running(c); }, 120s));
+  ASSERT_TRUE(running(c)) << slurp(c.err_path);
+  // ... and gets there once it is back.
+  srv.start(dir);
+  const RunResult r = finish(c, 300);
+  EXPECT_EQ(r.status, 1) << r;  // the camera went away for good (the stream ended)
+  const auto events = events_of(slurp(dir / "events.jsonl"));
+  EXPECT_EQ(events.size(), 2u) << r;
+  EXPECT_TRUE(contains(r.err, "delivering again after")) << r;
+  EXPECT_TRUE(contains(r.err, "gate-1: " + std::to_string(events.size()) + " events delivered to " + srv.url +
+                                  "; none pending"))
+      << r;
+  EXPECT_EQ(ids_in(srv.db, "sightings"), ids_of(events));
+  for (const auto& row : db_rows(srv.db, "SELECT images FROM sightings")) EXPECT_EQ(row[0], "plate frame");
+}
+
+TEST(WatchUpload, KilledMidUploadAndRestartedStoresEachEventOnce) {
+  const Video v = two_passes();
+  ASSERT_FALSE(v.path.empty());
+  REQUIRE_PLATES_FOUND();
+  TempDir dir;
+  ServeProcess srv(dir, unused_port());
+  const std::string token = srv.token("camera", "gate-1");
+  const std::string outbox = dir / "gate-1.outbox";
+  std::vector<std::string> args = {
+      "watch",          v.path,  "--camera-id",     "gate-1", "--events", dir / "events.jsonl",
+      "--server",       srv.url, "--token",         token,    "--outbox", outbox,
+      "--upload-batch", "1",     "--drain-seconds", "300"};
+  for (const auto& a : fast_retries()) args.push_back(a);
+  const Child c = spawn_vigil(args, dir.path);
+  // Every event is in the outbox (and the events file) once the end-of-file drain starts.
+  ASSERT_TRUE(
+      wait_until([&] { return contains(slurp(c.err_path), "still pending (up to") || !running(c); }, 120s));
+  ASSERT_TRUE(running(c)) << slurp(c.err_path);
+  const auto events = events_of(slurp(dir / "events.jsonl"));
+  ASSERT_GE(events.size(), 2u);
+  srv.start(dir);
+  // SIGKILL as soon as the uploads began: one at a time, so with part of them delivered.
+  ASSERT_TRUE(wait_until([&] { return stored_count(srv.db) >= 1 || !running(c); }, 120s));
+  ::kill(c.pid, SIGKILL);
+  const RunResult killed = finish(c, 30);
+  const std::set<std::string> pending = ids_in(outbox, "pending"), stored = ids_in(srv.db, "sightings");
+  std::set<std::string> all = pending;
+  all.insert(stored.begin(), stored.end());
+  EXPECT_EQ(all, ids_of(events)) << "an event was lost: " << killed;
+  // Restarted without a source: it only sends what the outbox holds.
+  const RunResult r = run_vigil({"watch", "--camera-id", "gate-1", "--server", srv.url, "--token", token,
+                                 "--outbox", outbox, "--drain-seconds", "120"});
+  EXPECT_EQ(r.status, 0) << r;
+  EXPECT_TRUE(contains(r.err, "; none pending")) << r;
+  EXPECT_EQ(stored_count(srv.db), events.size()) << r;  // each event exactly once
+  EXPECT_EQ(ids_in(srv.db, "sightings"), ids_of(events));
+  EXPECT_TRUE(ids_in(outbox, "pending").empty());
+}
+
+TEST(WatchUpload, ADuplicateBatchIsStoredOnce) {
+  const Video v = two_passes();
+  ASSERT_FALSE(v.path.empty());
+  REQUIRE_PLATES_FOUND();
+  TempDir dir;
+  ServeProcess srv(dir, unused_port());
+  const std::string token = srv.token("camera", "gate-1");
+  const std::string outbox = dir / "gate-1.outbox";
+  // The server is not up: the events stay in the outbox (no waiting at the end).
+  RunResult r = run_vigil({"watch", v.path, "--camera-id", "gate-1", "--events", dir / "events.jsonl",
+                           "--server", srv.url, "--token", token, "--drain-seconds", "0"});
+  ASSERT_EQ(r.status, 0) << r;
+  const auto events = events_of(slurp(dir / "events.jsonl"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(contains(r.err, std::to_string(events.size()) + " events still pending in " + outbox +
+                                  ", sent at the next start"))
+      << r;
+  EXPECT_EQ(ids_in(outbox, "pending"), ids_of(events));
+  fs::copy_file(outbox, dir / "copy.outbox");
+  srv.start(dir);
+  r = run_vigil(
+      {"watch", "--camera-id", "gate-1", "--server", srv.url, "--token", token, "--outbox", outbox});
+  EXPECT_EQ(r.status, 0) << r;
+  EXPECT_EQ(stored_count(srv.db), events.size());
+  // The same events sent again (a restored copy of the outbox): all duplicates, nothing stored twice.
+  r = run_vigil({"watch", "--camera-id", "gate-1", "--server", srv.url, "--token", token, "--outbox",
+                 dir / "copy.outbox"});
+  EXPECT_EQ(r.status, 0) << r;
+  EXPECT_TRUE(contains(r.err, std::to_string(events.size()) + " events delivered to " + srv.url + " (" +
+                                  std::to_string(events.size()) + " of them already there)"))
+      << r;
+  EXPECT_EQ(stored_count(srv.db), events.size());
+  EXPECT_EQ(ids_in(srv.db, "sightings"), ids_of(events));
+}
+
+TEST(WatchUpload, AWrongTokenIsAClearErrorAndTheEventsStayInTheOutbox) {
+  const Video v = two_passes();
+  ASSERT_FALSE(v.path.empty());
+  REQUIRE_PLATES_FOUND();
+  TempDir dir;
+  ServeProcess srv(dir, unused_port());
+  const std::string token = srv.token("camera", "gate-1"), other = srv.token("camera", "gate-2");
+  srv.start(dir);
+  const std::string outbox = dir / "gate-1.outbox";
+  RunResult r = run_vigil({"watch", v.path, "--camera-id", "gate-1", "--events", dir / "events.jsonl",
+                           "--server", srv.url, "--token", "vgl_this-is-not-a-token-of-that-server"});
+  EXPECT_EQ(r.status, 1) << r;
+  EXPECT_TRUE(contains(r.err, "refused the events (401: unknown or revoked token); check the token")) << r;
+  const auto events = events_of(slurp(dir / "events.jsonl"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(contains(r.err, std::to_string(events.size()) + " events still pending in " + outbox)) << r;
+  EXPECT_EQ(ids_in(outbox, "pending"), ids_of(events));
+  EXPECT_EQ(stored_count(srv.db), 0u);
+  // Another camera's token: refused too (403), naming the camera.
+  r = run_vigil(
+      {"watch", "--camera-id", "gate-1", "--server", srv.url, "--token", other, "--outbox", outbox});
+  EXPECT_EQ(r.status, 1) << r;
+  EXPECT_TRUE(contains(r.err, "403: sightings[0].camera_id: 'gate-1' is not this token's camera (gate-2)"))
+      << r;
+  EXPECT_EQ(stored_count(srv.db), 0u);
+  // With the right token (from the environment) they all arrive.
+  ::setenv("VIGIL_TOKEN", token.c_str(), 1);
+  r = run_vigil({"watch", "--camera-id", "gate-1", "--server", srv.url, "--outbox", outbox});
+  ::unsetenv("VIGIL_TOKEN");
+  EXPECT_EQ(r.status, 0) << r;
+  EXPECT_EQ(ids_in(srv.db, "sightings"), ids_of(events));
+}
+
+#endif  // VIGIL_HAVE_SERVER
 
 }  // namespace

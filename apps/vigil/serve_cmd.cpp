@@ -23,7 +23,7 @@ namespace vigil::cli {
 namespace {
 
 struct ServeFlags {
-  std::string db, data_dir, bind = "127.0.0.1", formats, products;
+  std::string db, data_dir, bind = "127.0.0.1", formats, products, web_dir;
   int port = 8080, threads = 8;
   float review_confidence = -1.0f;
   // token subcommands
@@ -81,6 +81,21 @@ Result<RegistryOptions> registry_options(const ServeFlags& f) {
   return o;
 }
 
+// The dashboard's files: --web-dir, else web/ in the data folder (next to the models). "" when not found.
+Result<std::string> find_web_dir(const ServeFlags& f) {
+  std::error_code ec;
+  if (!f.web_dir.empty()) {
+    if (!fs::exists(fs::path(f.web_dir) / "index.html", ec))
+      return Error{"--web-dir " + f.web_dir +
+                   " has no index.html (pass the web/ folder of the vigil sources)"};
+    return fs::absolute(f.web_dir, ec).lexically_normal().string();
+  }
+  const std::string dir = find_data_dir();
+  if (!dir.empty() && fs::exists(fs::path(dir) / "web" / "index.html", ec))
+    return (fs::path(dir) / "web").string();
+  return std::string();
+}
+
 Result<Registry> open_registry(const ServeFlags& f, std::string* path_out = nullptr) {
   auto path = database(f);
   if (!path) return Error{path.error()};
@@ -91,6 +106,11 @@ Result<Registry> open_registry(const ServeFlags& f, std::string* path_out = null
 }
 
 int serve(const ServeFlags& f) {
+  auto web = find_web_dir(f);
+  if (!web) {
+    std::cerr << "vigil: " << web.error() << "\n";
+    return 2;
+  }
   std::string path;
   auto reg = open_registry(f, &path);
   if (!reg) {
@@ -114,6 +134,7 @@ int serve(const ServeFlags& f) {
   so.bind = f.bind;
   so.port = f.port;
   so.threads = f.threads;
+  so.web_dir = *web;
   Server server(registry, so);
   auto port = server.start();
   if (!port) {
@@ -121,9 +142,17 @@ int serve(const ServeFlags& f) {
     return 1;
   }
   std::cout << "vigil: serving " << server.url() << " (" << registry->describe() << ")\n";
+  if (web->empty())
+    std::cerr << "vigil: warning: the dashboard's files (web/index.html) were not found next to the models; "
+                 "the API works, / serves no dashboard (pass --web-dir DIR)\n";
+  else
+    std::cout << "vigil: dashboard " << server.url() << "/ (sign in with a token; files from " << *web
+              << ")\n";
   if (!has_admin)
     std::cout << "vigil: no admin token yet; create one (it is printed once) with:\n"
-              << "  vigil serve token create --role admin --db " << path << "\n";
+              << "  vigil serve token create --role admin --db " << redact_database_url(path) << "\n";
+  if (!has_admin && !web->empty())
+    std::cout << "  then sign in at " << server.url() << "/ with it; its Tokens page makes the others\n";
   std::cout.flush();
   int sig = 0;
   sigwait(&stop_signals, &sig);
@@ -189,7 +218,11 @@ int token_revoke(const ServeFlags& f) {
 }
 
 void add_db_flags(CLI::App& app, ServeFlags& f) {
-  app.add_option("--db", f.db, "Database: a SQLite file (created and migrated on first start)");
+  app.add_option(
+      "--db", f.db,
+      "Database: a SQLite file, or postgresql://USER@HOST[:PORT]/DBNAME for an existing PostgreSQL "
+      "database several servers may share (password from PGPASSWORD or ~/.pgpass). Created or "
+      "migrated on first start");
   app.add_option("--data-dir", f.data_dir,
                  "Folder for vigil.db when --db is not given (default $XDG_DATA_HOME/vigil)");
   app.add_option("--formats", f.formats, "plate_formats.json (default: the one next to the models)");
@@ -205,6 +238,8 @@ void register_serve(CLI::App& app, int& exit_code) {
   serve_cmd->add_option("--port", flags->port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535));
   serve_cmd->add_option("--bind", flags->bind, "Address to listen on (0.0.0.0: every interface)");
   serve_cmd->add_option("--threads", flags->threads, "Request worker threads")->check(CLI::Range(1, 256));
+  serve_cmd->add_option("--web-dir", flags->web_dir,
+                        "The dashboard's files (default: web/ next to the models)");
   serve_cmd
       ->add_option("--review-confidence", flags->review_confidence,
                    "Reads below this confidence go to review, never unpaid (default 0.6)")

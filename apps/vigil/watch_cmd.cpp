@@ -24,8 +24,12 @@
 #define VIGIL_WATCH_HAVE_HIGHGUI 1
 #endif
 
+#include "camera_config.hpp"
 #include "cli.hpp"
 #include "vigil/video.hpp"
+#if VIGIL_HAVE_SERVER
+#include "vigil/outbox.hpp"
+#endif
 
 namespace fs = std::filesystem;
 
@@ -36,136 +40,16 @@ struct WatchFlags {
   std::vector<std::string> sources, more_sources;  // positional, --source
   std::string config, events = "-", evidence_dir, annotate;
   std::vector<std::string> camera_ids;
-  bool show = false, no_motion = false, bench = false;
+  bool show = false, no_motion = false, bench = false, check = false;
   int stride = 1, min_plate_width = 0, min_frames = 2, queue = 0, reconnect_max = 0;
   double max_gap_s = 1.0, images_fps = 10.0;
   float min_confidence = 0.10f;
   RecognizerFlags rec;
+  // Upload to a registry (vigil serve) through an outbox file per camera.
+  std::string server, token, outbox;
+  double drain_s = 5.0, upload_retry_min_s = 1.0, upload_retry_max_s = 60.0;
+  int upload_batch = 100;
 };
-
-// One camera: from the command line or a config file entry.
-struct Camera {
-  std::string id, name, source;
-  std::vector<cv::Point2f> roi;
-  bool roi_crop = true;
-  int min_plate_width = 0, stride = 1, queue = 0, reconnect_max = 0, min_frames = 2;
-  bool motion = true;
-  int motion_threshold = 0;  // 0: library default
-  double motion_area = -1;   // < 0: library default
-  double max_gap_s = 1.0, images_fps = 10.0;
-  std::string country;
-  std::string live = "auto";  // "auto", "yes", "no"
-};
-
-// ---------------------------------------------------------------------------------------------------------
-// Config file
-
-const std::vector<std::string> kCameraKeys = {"id",          "name",         "source",
-                                              "roi",         "roi_crop",     "min_plate_width",
-                                              "stride",      "motion",       "motion_threshold",
-                                              "motion_area", "max_gap_s",    "min_frames",
-                                              "images_fps",  "country",      "live",
-                                              "queue",       "reconnect_max"};
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
-
-// Parses {"cameras": [{...}, ...]} into cameras; `defaults` gives what an entry leaves out. The error
-// names the file and the bad key.
-Result<std::vector<Camera>> parse_config(const std::string& path, const Camera& defaults) {
-  std::ifstream in(path);
-  if (!in) return Error{"cannot open config " + path + ": " + std::strerror(errno)};
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    return Error{path + ": not valid JSON: " + e.what()};
-  }
-  if (!doc.is_object()) return Error{path + ": expected an object {\"cameras\": [...]}"};
-  for (const auto& [key, value] : doc.items())
-    if (key != "cameras") return Error{path + ": unknown key '" + key + "' (expected \"cameras\")"};
-  if (!doc.contains("cameras")) return Error{path + ": missing key 'cameras' (a list of cameras)"};
-  const auto& list = doc["cameras"];
-  if (!list.is_array() || list.empty()) return Error{path + ": 'cameras' must be a non-empty list"};
-  std::vector<Camera> cameras;
-  std::set<std::string> ids;
-  for (size_t i = 0; i < list.size(); ++i) {
-    const auto& c = list[i];
-    const std::string where = path + ": cameras[" + std::to_string(i) + "]";
-    if (!c.is_object()) return Error{where + ": expected an object"};
-    for (const auto& [key, value] : c.items())
-      if (std::find(kCameraKeys.begin(), kCameraKeys.end(), key) == kCameraKeys.end())
-        return Error{where + ": unknown key '" + key + "' (known: " + join(kCameraKeys) + ")"};
-    Camera cam = defaults;
-    cam.id = "cam" + std::to_string(i + 1);
-    auto bad = [&](const std::string& key, const std::string& want) {
-      return Error{where + "." + key + ": " + want + " (got " + c[key].dump() + ")"};
-    };
-    auto get_string = [&](const char* key, std::string& out) -> std::optional<Error> {
-      if (!c.contains(key)) return std::nullopt;
-      if (!c[key].is_string() || c[key].get<std::string>().empty())
-        return bad(key, "must be a non-empty string");
-      out = c[key].get<std::string>();
-      return std::nullopt;
-    };
-    auto get_int = [&](const char* key, int& out, int lo) -> std::optional<Error> {
-      if (!c.contains(key)) return std::nullopt;
-      if (!c[key].is_number_integer() || c[key].get<long long>() < lo || c[key].get<long long>() > 1000000)
-        return bad(key, "must be an integer >= " + std::to_string(lo));
-      out = c[key].get<int>();
-      return std::nullopt;
-    };
-    auto get_number = [&](const char* key, double& out, double lo, double hi) -> std::optional<Error> {
-      if (!c.contains(key)) return std::nullopt;
-      if (!c[key].is_number() || c[key].get<double>() < lo || c[key].get<double>() > hi) {
-        char want[96];
-        std::snprintf(want, sizeof want, "must be a number from %g to %g", lo, hi);
-        return bad(key, want);
-      }
-      out = c[key].get<double>();
-      return std::nullopt;
-    };
-    auto get_bool = [&](const char* key, bool& out) -> std::optional<Error> {
-      if (!c.contains(key)) return std::nullopt;
-      if (!c[key].is_boolean()) return bad(key, "must be true or false");
-      out = c[key].get<bool>();
-      return std::nullopt;
-    };
-    if (!c.contains("source")) return Error{where + ": missing key 'source' (a file, folder, device or URL)"};
-    std::optional<Error> err;
-    if ((err = get_string("source", cam.source)) || (err = get_string("id", cam.id)) ||
-        (err = get_string("name", cam.name)) || (err = get_string("country", cam.country)) ||
-        (err = get_int("min_plate_width", cam.min_plate_width, 0)) ||
-        (err = get_int("stride", cam.stride, 1)) || (err = get_int("min_frames", cam.min_frames, 1)) ||
-        (err = get_int("queue", cam.queue, 1)) || (err = get_int("reconnect_max", cam.reconnect_max, 0)) ||
-        (err = get_int("motion_threshold", cam.motion_threshold, 1)) ||
-        (err = get_number("motion_area", cam.motion_area, 0.0, 1.0)) ||
-        (err = get_number("max_gap_s", cam.max_gap_s, 0.01, 3600)) ||
-        (err = get_number("images_fps", cam.images_fps, 0.01, 1000)) ||
-        (err = get_bool("motion", cam.motion)) || (err = get_bool("roi_crop", cam.roi_crop)) ||
-        (err = get_string("live", cam.live)))
-      return *err;
-    if (cam.motion_threshold > 255) return bad("motion_threshold", "must be an integer from 1 to 255");
-    if (cam.live != "auto" && cam.live != "yes" && cam.live != "no")
-      return bad("live", "must be \"auto\", \"yes\" or \"no\"");
-    if (c.contains("roi")) {
-      const auto& r = c["roi"];
-      if (!r.is_array() || r.size() < 3) return bad("roi", "must be a list of at least 3 [x, y] points");
-      for (const auto& p : r) {
-        if (!p.is_array() || p.size() != 2 || !p[0].is_number() || !p[1].is_number() ||
-            p[0].get<double>() < 0 || p[1].get<double>() < 0)
-          return bad("roi", "each point must be [x, y] with x, y >= 0 in frame pixels");
-        cam.roi.emplace_back(p[0].get<float>(), p[1].get<float>());
-      }
-    }
-    if (!ids.insert(cam.id).second) return Error{where + ".id: duplicate camera id '" + cam.id + "'"};
-    cameras.push_back(std::move(cam));
-  }
-  return cameras;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Drawing: annotated video and --show
@@ -290,6 +174,96 @@ std::string latency_line(const char* what, const std::vector<double>& ms) {
          fmt("%.1f", percentile(ms, 0.95)) + " ms (" + std::to_string(ms.size()) + ")";
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Upload to a registry
+
+// The outbox file of a camera that uploads: its own "outbox", else --outbox (the camera id added to the
+// name when several cameras upload), else <id>.outbox next to the events file or in the current folder.
+std::string outbox_path(const Camera& cam, const WatchFlags& f, bool several) {
+  if (!cam.outbox.empty()) return cam.outbox;
+  if (!f.outbox.empty()) return annotate_path(f.outbox, cam.id, several);
+  std::string name;
+  for (const char ch : cam.id)
+    name += std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' ? ch : '_';
+  const fs::path dir = f.events.empty() || f.events == "-" ? fs::path() : fs::path(f.events).parent_path();
+  return (dir / (name + ".outbox")).string();
+}
+
+#if VIGIL_HAVE_SERVER
+std::string events_count(std::int64_t n) { return count(n, "event", "events"); }
+
+struct Upload {
+  std::string camera_id, server;
+  std::shared_ptr<Outbox> outbox;
+};
+
+Result<std::shared_ptr<Outbox>> open_outbox(const Camera& cam, const WatchFlags& f, const std::string& path,
+                                            EventClock clock) {
+  OutboxOptions o;
+  o.server = cam.server;
+  o.token = cam.token;
+  o.name = cam.id;
+  o.clock = clock;
+  o.batch_max = std::size_t(f.upload_batch);
+  o.retry_min_s = f.upload_retry_min_s;
+  o.retry_max_s = std::max(f.upload_retry_min_s, f.upload_retry_max_s);
+  auto outbox = Outbox::open(path, o);
+  if (!outbox) return Error{cam.id + ": " + outbox.error()};
+  (*outbox)->start();  // what earlier runs left goes out now, too
+  return outbox;
+}
+
+// Gives the uploads up to drain_s seconds to send what is pending (a signal ends the wait), stops them and
+// reports each. Returns how many were refused by their server (wrong token or camera id).
+int finish_uploads(std::vector<Upload>& uploads, double drain_s, const sigset_t& signals) {
+  auto pending = [&] {
+    std::int64_t n = 0;
+    for (const auto& u : uploads)
+      if (const auto st = u.outbox->stats(); !st.refused) n += st.pending;
+    return n;
+  };
+  if (const std::int64_t n = pending(); n > 0 && drain_s > 0) {
+    std::cerr << "vigil watch: sending the " << events_count(n) << " still pending (up to "
+              << fmt("%g", drain_s) << " s, --drain-seconds)\n";
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                               std::chrono::duration<double>(drain_s));
+    while (std::chrono::steady_clock::now() < deadline && pending() > 0) {
+      timespec wait{0, 50 * 1000 * 1000};
+      const int sig = sigtimedwait(&signals, nullptr, &wait);
+      if (sig == SIGINT || sig == SIGTERM) {
+        std::cerr << "vigil watch: signal: not waiting for the uploads\n";
+        break;
+      }
+    }
+  }
+  int refused = 0;
+  for (auto& u : uploads) {
+    u.outbox->stop();
+    const OutboxStats st = u.outbox->stats();
+    std::string line =
+        "vigil watch: " + u.camera_id + ": " + events_count(st.delivered) + " delivered to " + u.server;
+    if (st.duplicates) line += " (" + std::to_string(st.duplicates) + " of them already there)";
+    if (st.pending)
+      line += "; " + events_count(st.pending) + " still pending in " + u.outbox->path() +
+              ", sent at the next start";
+    else
+      line += "; none pending";
+    if (st.rejected)
+      line += "; " + events_count(st.rejected) +
+              " refused by the server for good (see the dead_letter table of " + u.outbox->path() + ")";
+    if (st.refused) {
+      line += "; the server refused the token (" + st.last_error + "): check --token and the camera id";
+      ++refused;
+    } else if (st.pending && !st.last_error.empty()) {
+      line += " (last error: " + st.last_error + ")";
+    }
+    std::cerr << line << "\n";
+  }
+  return refused;
+}
+#endif
+
 int run(const WatchFlags& f) {
   // Signals are taken synchronously by the main loop (sigtimedwait); every thread started from here on,
   // OpenCV's included, inherits the blocked mask, so SIGINT cannot kill the process mid-write.
@@ -325,9 +299,12 @@ int run(const WatchFlags& f) {
   defaults.reconnect_max = f.reconnect_max;
   defaults.images_fps = f.images_fps;
   defaults.motion = !f.no_motion;
+  defaults.server = f.server;
+  defaults.token = f.token;
+  if (defaults.token.empty() && std::getenv("VIGIL_TOKEN")) defaults.token = std::getenv("VIGIL_TOKEN");
   std::vector<Camera> cameras;
   if (!f.config.empty()) {
-    auto parsed = parse_config(f.config, defaults);
+    auto parsed = parse_camera_config(f.config, defaults);
     if (!parsed) {
       std::cerr << "vigil watch: " << parsed.error() << "\n";
       return 2;
@@ -350,6 +327,14 @@ int run(const WatchFlags& f) {
       cam.id = "cam" + std::to_string(cameras.size() + 1);
     cameras.push_back(std::move(cam));
   }
+  // No source but a server: send what the outboxes of the --camera-id cameras hold, then exit.
+  const bool drain_only = cameras.empty() && !f.server.empty();
+  if (drain_only)
+    for (const auto& id : f.camera_ids.empty() ? std::vector<std::string>{"cam1"} : f.camera_ids) {
+      Camera cam = defaults;
+      cam.id = id;
+      cameras.push_back(std::move(cam));
+    }
   if (cameras.empty()) {
     std::cerr << "vigil watch: no source: give a video file, image folder, device or URL, or --config FILE\n";
     return 2;
@@ -362,6 +347,35 @@ int run(const WatchFlags& f) {
       std::cerr << "vigil watch: two cameras have the id '" << c.id << "': give each its own --camera-id\n";
       return 2;
     }
+  std::map<std::string, std::string> outboxes;  // camera id -> outbox file, for the cameras that upload
+  {
+    int uploading = 0;
+    for (const auto& c : cameras) uploading += !c.server.empty();
+    std::map<std::string, std::string> owner;  // outbox file -> camera id
+    for (const auto& c : cameras) {
+      if (c.server.empty()) continue;
+#if !VIGIL_HAVE_SERVER
+      std::cerr << "vigil watch: " << c.id << ": uploading to " << c.server
+                << " needs a vigil built with SQLite, OpenSSL and cpp-httplib (this one is not)\n";
+      return 2;
+#endif
+      if (c.token.empty()) {
+        std::cerr << "vigil watch: " << c.id << ": " << c.server
+                  << " needs a token: give --token (or VIGIL_TOKEN, or \"token\" in the config); make one "
+                     "with: vigil serve token create --role camera --camera "
+                  << c.id << "\n";
+        return 2;
+      }
+      const std::string path = outbox_path(c, f, uploading > 1);
+      if (const auto [it, fresh] = owner.emplace(fs::absolute(path).lexically_normal().string(), c.id);
+          !fresh) {
+        std::cerr << "vigil watch: cameras " << it->second << " and " << c.id << " would share the outbox "
+                  << path << ": give each its own \"outbox\"\n";
+        return 2;
+      }
+      outboxes[c.id] = path;
+    }
+  }
 
   auto opts = f.rec.to_options();
   if (!opts) {
@@ -369,6 +383,34 @@ int run(const WatchFlags& f) {
     return 2;
   }
   opts->min_confidence = f.min_confidence;
+  if (f.check) {
+    // Validation only, for a camera box's config before (re)starting its unit: no source is opened.
+    std::cout << (f.config.empty() ? "command line" : f.config) << ": OK, "
+              << (cameras.size() == 1 ? "1 camera" : std::to_string(cameras.size()) + " cameras") << "\n";
+    for (const auto& c : cameras)
+      std::cout << "  " << c.id << (c.name.empty() ? "" : " \"" + c.name + "\"") << ": "
+                << source_for_display(c.source)
+                << (c.roi.empty() ? "" : ", roi " + std::to_string(c.roi.size()) + " points")
+                << (c.server.empty() ? "" : ", events to " + c.server) << "\n";
+    return 0;
+  }
+#if VIGIL_HAVE_SERVER
+  if (drain_only) {
+    std::vector<Upload> uploads;
+    for (const auto& c : cameras) {
+      auto outbox = open_outbox(c, f, outboxes.at(c.id), EventClock::kWall);
+      if (!outbox) {
+        std::cerr << "vigil watch: " << outbox.error() << "\n";
+        return 2;
+      }
+      uploads.push_back({c.id, c.server, *outbox});
+    }
+    const int refused = finish_uploads(uploads, f.drain_s, signals);
+    bool left = false;
+    for (const auto& u : uploads) left = left || u.outbox->stats().pending > 0;
+    return refused || left ? 1 : 0;
+  }
+#endif
   auto out = LineOutput::open(f.events);
   if (!out) {
     std::cerr << "vigil watch: " << out.error() << "\n";
@@ -401,6 +443,9 @@ int run(const WatchFlags& f) {
   }
 
   ShowBoard board;
+#if VIGIL_HAVE_SERVER
+  std::vector<Upload> uploads;
+#endif
   std::vector<std::unique_ptr<Annotator>> annotators;
   std::vector<Stream> streams;
   std::map<std::string, std::string> names;  // camera id -> name from the config
@@ -447,7 +492,21 @@ int run(const WatchFlags& f) {
       annotator->fps = (*source)->live() ? (fps > 0 ? fps : 10.0) : (fps > 0 ? fps / cam.stride : 10.0);
       so.on_frame = [annotator](const StreamFrame& sf) { annotator->on_frame(sf); };
     }
-    auto stream = Stream::open(*rec, std::move(*source), so, {std::make_shared<JsonLinesSink>(*out, jo)});
+    // The outbox first: an event in the events file is always in the outbox, too.
+    std::vector<std::shared_ptr<EventSink>> sinks;
+#if VIGIL_HAVE_SERVER
+    if (!cam.server.empty()) {
+      auto outbox = open_outbox(cam, f, outboxes.at(cam.id), jo.clock);
+      if (!outbox) {
+        std::cerr << "vigil watch: " << outbox.error() << "\n";
+        return 2;
+      }
+      uploads.push_back({cam.id, cam.server, *outbox});
+      sinks.push_back(*outbox);
+    }
+#endif
+    sinks.push_back(std::make_shared<JsonLinesSink>(*out, jo));
+    auto stream = Stream::open(*rec, std::move(*source), so, std::move(sinks));
     if (!stream) {
       std::cerr << "vigil watch: " << cam.id << ": " << stream.error() << "\n";
       ++failed;
@@ -567,6 +626,9 @@ int run(const WatchFlags& f) {
                               timings.last_seen_latency_ms)
               << "\n";
   }
+#if VIGIL_HAVE_SERVER
+  failed += finish_uploads(uploads, f.drain_s, signals);
+#endif
   return failed ? 1 : 0;
 }
 
@@ -585,10 +647,43 @@ void register_watch(CLI::App& app, int& exit_code) {
                   "GStreamer pipelines");
   sub->add_option("--source", f->more_sources, "A source (repeatable), as the positional arguments")
       ->allow_extra_args(false);
+  std::string keys;
+  for (const auto& k : camera_config_keys()) keys += (keys.empty() ? "" : ", ") + k;
   sub->add_option("--config", f->config,
-                  "JSON file: {\"cameras\": [{\"id\", \"source\", \"roi\": [[x,y],...], \"min_plate_width\", "
-                  "\"stride\", \"motion\", ...}]}");
+                  "Camera config (JSON, // comments allowed): one camera {\"source\", \"id\", \"name\", "
+                  "\"roi\": [[x,y],...], \"min_plate_width\", ...} or {\"cameras\": [{...}, ...]}; keys: " +
+                      keys + ". See /etc/vigil/cameras/example.json");
+  sub->add_flag("--check", f->check,
+                "Validate the config and flags, print the cameras and exit (0: valid, 2: not) without opening "
+                "any source");
   sub->add_option("--events", f->events, "Write events to this JSON Lines file (default: standard output)");
+  sub->add_option(
+      "--server", f->server,
+      "Also send every event, with its plate crop and frame, to this registry (vigil serve's URL, "
+      "http(s)://HOST[:PORT]) through an outbox file that keeps them until the server has them; "
+      "with no source, only send what the outbox of --camera-id holds");
+  sub->add_option("--token", f->token,
+                  "The camera's token for --server (default: $VIGIL_TOKEN; make one with vigil serve token "
+                  "create --role camera --camera ID)");
+  sub->add_option("--outbox", f->outbox,
+                  "Outbox file (SQLite; default: ID.outbox next to --events, or in the current folder); with "
+                  "several cameras, one file each (NAME-ID.outbox)");
+  sub->add_option("--drain-seconds", f->drain_s,
+                  "At the end (end of file, SIGINT/SIGTERM), wait up to this long for the outbox to empty; "
+                  "what is left is sent at the next start")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  sub->add_option("--upload-batch", f->upload_batch, "Events per upload request")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sub->add_option("--upload-retry-min", f->upload_retry_min_s,
+                  "Wait after a failed upload (seconds); doubles, with jitter, per failure in a row")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--upload-retry-max", f->upload_retry_max_s,
+                  "Longest wait between upload attempts (seconds)")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
   sub->add_option("--evidence", f->evidence_dir,
                   "Write each event's plate crop and frame (JPEG) into this folder");
   sub->add_option(

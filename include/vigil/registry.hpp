@@ -252,6 +252,10 @@ struct Sighting {
   Timestamp time{};       // when the vehicle passed
   PlateRead read;
   std::string event_json;  // the posted event, kept for audit ("" : none)
+  // Evidence JPEGs (the bytes; "" none): the best read's plate crop and its frame. Stored beside the
+  // sighting, not in event_json; a duplicate's images are ignored. Loaded sightings leave them empty (see
+  // StoredSighting::plate_image and Registry::sighting_image()).
+  std::string plate_jpeg, frame_jpeg;
 };
 
 // Outcome of a sighting as it stands now.
@@ -270,6 +274,8 @@ struct StoredSighting {
   std::string resolution;        // "confirm_unpaid", "dismiss", "correct"
   std::string resolved_plate;    // "correct": the plate the operator read
   std::string resolution_note;
+  bool plate_image = false;  // evidence stored: the plate crop
+  bool frame_image = false;  // ... the frame
 };
 
 struct IngestResult {
@@ -284,6 +290,8 @@ struct SightingQuery {
   std::optional<Timestamp> from;   // seen at or after
   std::optional<Timestamp> to;     // seen before
   std::int64_t after_id = 0;       // paging: ids greater than this
+  std::int64_t before_id = 0;      // paging back: ids less than this (0: no bound)
+  bool newest_first = false;       // order by id descending (default ascending)
   int limit = 100;                 // 1..1000
 };
 
@@ -322,9 +330,10 @@ struct NewToken {
 class Registry {
  public:
   // Opens (creating and migrating) the database: "path/to/file.db" or "sqlite:path" for SQLite (one
-  // file, WAL journal); "postgresql://..." is reserved for the PostgreSQL store and fails until it is
-  // built in. Fails naming the file and the reason (cannot create, not a database, schema newer than
-  // this build).
+  // file, WAL journal); "postgresql://user[:password]@host[:port]/dbname[?sslmode=...]" (or postgres://)
+  // for an existing PostgreSQL database, which several servers may share (built with libpq; the password
+  // may also come from PGPASSWORD or ~/.pgpass). Fails naming the file or server (never the password) and
+  // the reason (cannot create, not a database, unreachable, schema newer than this build).
   static Result<Registry> open(const std::string& url, RegistryOptions options = {});
 
   Registry(Registry&&) noexcept;
@@ -363,6 +372,9 @@ class Registry {
   RegistryResult<std::vector<IngestResult>> ingest(const std::vector<Sighting>& batch);
   RegistryResult<std::vector<StoredSighting>> sightings(const SightingQuery& query) const;
   RegistryResult<StoredSighting> sighting(std::int64_t id) const;
+  // A sighting's evidence JPEG (the bytes); kind "plate" or "frame". kNotFound when the sighting or that
+  // image does not exist, kInvalid for another kind.
+  RegistryResult<std::string> sighting_image(std::int64_t id, const std::string& kind) const;
   // Resolves a sighting whose outcome is review (kConflict when it is not in review).
   RegistryResult<StoredSighting> resolve(std::int64_t sighting_id, const Resolution& resolution);
 
@@ -383,6 +395,9 @@ class Registry {
   explicit Registry(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// A database URL as it may be shown: its password replaced by "***" (other text unchanged).
+std::string redact_database_url(const std::string& url);
 
 // Normalises a plate typed by a person or a shop and checks it: returns the normalised plate or an error
 // naming the problem ("plate '1AB@2345': unexpected character '@'").

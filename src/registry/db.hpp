@@ -2,6 +2,8 @@
 // schema and the migrations: statements are written once with $1..$n parameters (SQLite reads "$1" as a
 // named parameter, PostgreSQL as positional), values are NULL/int64/double/text, and each backend only
 // implements Connection and opens its connections into a ConnectionPool.
+// Errors map the same on both: a constraint -> kConflict; a lock not granted in time, a deadlock or a
+// serialization failure -> kBusy; anything else (disk, lost connection) -> kStorage.
 #pragma once
 
 #include <condition_variable>
@@ -54,7 +56,9 @@ class Connection {
   // Runs several statements without parameters (migrations).
   virtual Ok script(const std::string& sql) = 0;
   // A write transaction takes the write lock at once (SQLite BEGIN IMMEDIATE), so a transaction never
-  // fails half-way for a lock it could not upgrade.
+  // fails half-way for a lock it could not upgrade. PostgreSQL runs READ COMMITTED with row locks, so
+  // writers of different rows proceed in parallel: the registry's statements must be safe under that
+  // (INSERT ... ON CONFLICT, UPDATE ... WHERE <expected state> RETURNING).
   virtual Ok begin(bool write) = 0;
   virtual Ok commit() = 0;
   virtual void rollback() = 0;
@@ -88,6 +92,14 @@ class ConnectionPool {
       c = std::move(*made);
     }
     return Lease(c.release(), [this](Connection* p) { give_back(p); });
+  }
+
+  // Adds a connection opened by the caller (counted against the size).
+  void adopt(std::unique_ptr<Connection> c) {
+    std::lock_guard lock(mutex_);
+    ++open_;
+    idle_.push_back(std::move(c));
+    cv_.notify_one();
   }
 
   ~ConnectionPool() {
@@ -125,6 +137,24 @@ struct SqliteOptions {
 };
 // Opens (creating) the file in WAL mode and checks that it is a SQLite database.
 RegistryResult<std::unique_ptr<Database>> open_sqlite(const SqliteOptions& options);
+
+struct PostgresOptions {
+  std::string url;             // postgresql://user[:password]@host[:port]/dbname[?param=value&...]
+  int busy_timeout_ms = 5000;  // lock_timeout: how long a statement waits for a row or table lock
+  int connections = 4;
+};
+// Connects once now (so a bad URL, an unreachable server or a missing database fail here) and then
+// opens up to `connections` sessions on demand. Built only with libpq (VIGIL_HAVE_POSTGRES).
+RegistryResult<std::unique_ptr<Database>> open_postgres(const PostgresOptions& options);
+
+// Whether the text is a PostgreSQL URL (postgresql://... or postgres://...).
+bool is_postgres_url(const std::string& url);
+// The URL with its password (in the user part or a password= parameter) replaced by "***"; other
+// text is returned unchanged. For every message and log line that shows a database URL.
+std::string redact_url(const std::string& url);
+// A PostgreSQL URL, or a SQLite file path with an optional "sqlite:" prefix.
+RegistryResult<std::unique_ptr<Database>> open_database(const std::string& url, int busy_timeout_ms,
+                                                        int connections);
 
 // Runs f inside a transaction on c: committed when f succeeds, rolled back when it fails.
 template <typename F>

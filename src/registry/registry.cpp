@@ -3,9 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 
+#include "common/base64.hpp"
 #include "registry/db.hpp"
 #include "registry/internal.hpp"
 
@@ -21,6 +27,7 @@ namespace {
 
 constexpr std::size_t kBatchMax = 10000;
 constexpr std::size_t kAlternativesMax = 10;
+constexpr std::size_t kImageMax = 16 << 20;  // per evidence JPEG; the server's own limit is lower
 
 RegistryError invalid(std::string m) { return {Failure::kInvalid, std::move(m)}; }
 
@@ -88,7 +95,7 @@ const char* kSightingColumns =
     "id, event_id, camera_id, seen_at, plate, country, confidence, fits_format, alternatives, decision, "
     "reason, "
     "record_id, matched_plate, outcome, received_at, event, resolved_at, resolved_by, resolution, "
-    "resolved_plate, resolution_note";
+    "resolved_plate, resolution_note, images";
 
 Verdict parse_verdict(const std::string& s) {
   for (const Verdict v : {Verdict::kPaid, Verdict::kExempt, Verdict::kUnpaid, Verdict::kReview})
@@ -153,6 +160,9 @@ StoredSighting to_sighting(const db::Row& r) {
   x.resolution = as_text(r[18]);
   x.resolved_plate = as_text(r[19]);
   x.resolution_note = as_text(r[20]);
+  const std::string images = " " + as_text(r[21]) + " ";
+  x.plate_image = images.find(" plate ") != std::string::npos;
+  x.frame_image = images.find(" frame ") != std::string::npos;
   return x;
 }
 
@@ -235,26 +245,41 @@ struct Registry::Impl {
   // Stores r (inside the caller's write transaction) unless its order id is already stored: then the
   // stored record is returned when it is the same order, else kConflict.
   RegistryResult<Added> insert_record(db::Connection& c, Record r) const {
-    if (!r.order_id.empty()) {
+    // The record stored with r's order id: the same order again, or a conflict; nullopt when none.
+    auto stored = [&]() -> RegistryResult<std::optional<Added>> {
       auto rows = c.query(std::string("SELECT ") + kRecordColumns + " FROM records WHERE order_id = $1",
                           {r.order_id});
       if (!rows) return rows.error_detail();
-      if (!rows->empty()) {
-        Record old = to_record(rows->front());
-        if (same_order(old, r)) return Added{old, false};
-        return RegistryError{Failure::kConflict, "order id '" + r.order_id + "' is already " +
-                                                     to_string(old.kind) + " #" + std::to_string(old.id) +
-                                                     " for plate " + old.plate + " with other details"};
-      }
+      if (rows->empty()) return std::optional<Added>{};
+      Record old = to_record(rows->front());
+      if (same_order(old, r)) return std::optional<Added>{Added{old, false}};
+      return RegistryError{Failure::kConflict, "order id '" + r.order_id + "' is already " +
+                                                   to_string(old.kind) + " #" + std::to_string(old.id) +
+                                                   " for plate " + old.plate + " with other details"};
+    };
+    if (!r.order_id.empty()) {
+      auto old = stored();
+      if (!old) return old.error_detail();
+      if (*old) return **old;
     }
     r.created = now();
     auto ins = c.query(
         "INSERT INTO records (kind, plate, country, product, reason, vehicle_category, order_id, note, "
         "valid_from, "
-        "valid_to, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        "valid_to, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) "
+        "DO NOTHING RETURNING id",
         {std::string(to_string(r.kind)), r.plate, r.country, r.product, r.reason, r.vehicle_category,
          db::null_if_empty(r.order_id), r.note, ms(r.valid_from), ms(r.valid_to), ms(r.created)});
     if (!ins) return ins.error_detail();
+    if (ins->empty()) {
+      // Another server stored the same order id since the check above (PostgreSQL: writers run in
+      // parallel, and the insert waited for theirs to commit).
+      auto old = stored();
+      if (!old) return old.error_detail();
+      if (*old) return **old;
+      return RegistryError{Failure::kBusy,
+                           "order id '" + r.order_id + "' is being stored by another call; try again"};
+    }
     r.id = as_int(ins->front().front());
     for (const auto& k : plate_keys(r.plate)) {
       auto key = c.query("INSERT INTO plate_keys (key, record_id) VALUES ($1, $2)", {k, r.id});
@@ -303,11 +328,240 @@ struct Registry::Impl {
     return vigil::decide(read, t, *recs, options.formats.get(), options.decision);
   }
 
+  // The decisions for a batch, with a few queries for all of it instead of one per read: the records
+  // under any of the batch's keys, valid at some time of the batch, are a superset of each read's
+  // candidates, which is all decide() needs. One statement shape (kKeysPerQuery keys, the last repeated
+  // to fill it), so each connection prepares it once.
+  RegistryResult<std::vector<Decision>> decide_batch(db::Connection& c,
+                                                     const std::vector<Sighting>& batch) const {
+    constexpr std::size_t kKeysPerQuery = 32;
+    std::set<std::string> keys;
+    Timestamp first = Timestamp::max(), last = Timestamp::min();
+    for (const auto& s : batch) {
+      const std::string plate = normalize_plate(s.read.text);
+      if (!plate.empty())
+        for (auto& k : plate_keys(plate)) keys.insert(std::move(k));
+      for (std::size_t i = 0; i < s.read.alternatives.size() && i < kAlternativesMax; ++i)
+        if (auto a = normalize_plate(s.read.alternatives[i]); !a.empty()) keys.insert(std::move(a));
+      first = std::min(first, s.time);
+      last = std::max(last, s.time);
+    }
+    static const std::string sql = [] {
+      std::string q = "SELECT ";
+      for (std::string_view col : {"id", "kind", "plate", "country", "product", "reason", "vehicle_category",
+                                   "order_id", "note", "valid_from", "valid_to", "created_at", "refunded_at"})
+        q += (q.size() > 7 ? ", r." : "r.") + std::string(col);
+      return q +
+             " FROM records r WHERE r.valid_from <= $1 AND r.valid_to > $2 AND (r.refunded_at IS NULL OR "
+             "r.refunded_at > $2) AND r.id IN (SELECT record_id FROM plate_keys WHERE key IN (" +
+             placeholders(3, kKeysPerQuery) + "))";
+    }();
+    std::vector<Record> records;
+    std::set<std::int64_t> seen;
+    for (auto it = keys.begin(); it != keys.end();) {
+      std::vector<Value> params = {ms(last), ms(first)};
+      for (std::size_t n = 0; n < kKeysPerQuery; ++n) {
+        params.emplace_back(*it);
+        if (std::next(it) != keys.end() && n + 1 < kKeysPerQuery) ++it;
+      }
+      ++it;
+      auto rows = c.query(sql, params);
+      if (!rows) return rows.error_detail();
+      for (const auto& r : *rows)
+        if (seen.insert(as_int(r[0])).second) records.push_back(to_record(r));
+    }
+    std::vector<Decision> out;
+    out.reserve(batch.size());
+    for (const auto& s : batch)
+      out.push_back(vigil::decide(s.read, s.time, records, options.formats.get(), options.decision));
+    return out;
+  }
+
   RegistryResult<StoredSighting> load_sighting(db::Connection& c, std::int64_t id) const {
     auto rows = c.query(std::string("SELECT ") + kSightingColumns + " FROM sightings WHERE id = $1", {id});
     if (!rows) return rows.error_detail();
     if (rows->empty()) return RegistryError{Failure::kNotFound, "no sighting #" + std::to_string(id)};
     return to_sighting(rows->front());
+  }
+
+  // INSERT of n sightings that skips event ids already stored and returns the new rows' id, event_id.
+  static const std::string& insert_sightings_sql(std::size_t n) {
+    static const auto make = [](std::size_t rows) {
+      std::string q =
+          "INSERT INTO sightings (event_id, camera_id, seen_at, plate, country, confidence, fits_format, "
+          "alternatives, decision, reason, record_id, matched_plate, outcome, received_at, event) VALUES ";
+      for (std::size_t k = 0; k < rows; ++k) q += (k ? ", (" : "(") + placeholders(k * 15 + 1, 15) + ")";
+      return q + " ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id";
+    };
+    static const std::string one = make(1), four = make(4), sixteen = make(16);
+    return n >= 16 ? sixteen : n >= 4 ? four : one;
+  }
+
+  // Stores a validated, decided batch inside the caller's write transaction. Idempotent by event id; an
+  // id stored for another camera fails the batch (kConflict) and the caller must roll it back.
+  RegistryResult<std::vector<IngestResult>> store_batch(db::Connection& c, const std::vector<Sighting>& clean,
+                                                        const std::vector<Decision>& decisions,
+                                                        Timestamp received) const {
+    // Rows are inserted in event id order: two batches sharing ids then lock them in the same order and
+    // never deadlock (PostgreSQL). A repeated id keeps its first occurrence first.
+    std::vector<std::size_t> order(clean.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return clean[a].event_id < clean[b].event_id; });
+    // Several rows per statement (16, 4 or 1: a few statement shapes to prepare), in that order.
+    std::map<std::string, std::int64_t> inserted;  // event id -> new row id
+    for (std::size_t pos = 0; pos < order.size();) {
+      const std::size_t left = order.size() - pos, n = left >= 16 ? 16 : left >= 4 ? 4 : 1;
+      std::vector<Value> params;
+      params.reserve(n * 15);
+      for (std::size_t k = 0; k < n; ++k) {
+        const auto& s = clean[order[pos + k]];
+        const auto& d = decisions[order[pos + k]];
+        for (Value v :
+             {Value{s.event_id}, Value{s.camera_id}, Value{ms(s.time)}, Value{s.read.text},
+              Value{s.read.country}, Value{static_cast<double>(s.read.confidence)},
+              s.read.fits_format ? Value{std::int64_t{*s.read.fits_format}} : Value{},
+              Value{join_plates(s.read.alternatives)}, Value{std::string(to_string(d.verdict))},
+              Value{d.reason}, d.record_id ? Value{d.record_id} : Value{}, Value{d.matched_plate},
+              Value{std::string(to_string(to_outcome(d.verdict)))}, Value{ms(received)}, Value{s.event_json}})
+          params.push_back(std::move(v));
+      }
+      auto ins = c.query(insert_sightings_sql(n), params);
+      if (!ins) return ins.error_detail();
+      for (const auto& row : *ins) inserted.emplace(as_text(row[1]), as_int(row[0]));
+      pos += n;
+    }
+    std::vector<IngestResult> out(clean.size());
+    for (const std::size_t i : order) {
+      const auto& s = clean[i];
+      const auto& d = decisions[i];
+      IngestResult r;
+      // The first occurrence of an id took the new row; a repeat inside the batch is a duplicate of it.
+      if (auto it = inserted.find(s.event_id); it != inserted.end() && it->second != 0) {
+        r.stored.id = it->second;
+        it->second = 0;
+        r.stored.sighting = s;
+        r.stored.decision = d;
+        r.stored.outcome = to_outcome(d.verdict);
+        r.stored.received = received;
+        if (auto stored = store_images(c, r.stored.id, s); !stored) return stored.error_detail();
+        r.stored.plate_image = !s.plate_jpeg.empty();
+        r.stored.frame_image = !s.frame_jpeg.empty();
+        r.stored.sighting.plate_jpeg.clear();
+        r.stored.sighting.frame_jpeg.clear();
+      } else {
+        auto rows = c.query(std::string("SELECT ") + kSightingColumns + " FROM sightings WHERE event_id = $1",
+                            {s.event_id});
+        if (!rows) return rows.error_detail();
+        if (rows->empty()) return RegistryError{Failure::kStorage, "sighting " + s.event_id + " vanished"};
+        r.stored = to_sighting(rows->front());
+        r.duplicate = true;
+        if (r.stored.sighting.camera_id != s.camera_id)
+          return RegistryError{Failure::kConflict, "sightings[" + std::to_string(i) + "].id: event id '" +
+                                                       s.event_id + "' is already stored for another camera"};
+      }
+      out[i] = std::move(r);
+    }
+    return out;
+  }
+
+  // Group commit (SQLite): one transaction at a time may write and each commit waits for the disk
+  // (synchronous=FULL), so batches that arrive while another is being committed are stored together in
+  // the next transaction, with one commit for all. Each batch keeps its own outcome (a savepoint each).
+  struct PendingBatch {
+    const std::vector<Sighting>* clean;
+    const std::vector<Decision>* decisions;
+    Timestamp received;
+    std::optional<RegistryResult<std::vector<IngestResult>>> result;
+  };
+  static constexpr std::size_t kGroupRowsMax = 5000;  // sightings per grouped transaction
+  std::mutex group_mutex;
+  std::condition_variable group_cv;
+  std::deque<PendingBatch*> group_pending;
+  bool group_writing = false;
+
+  RegistryResult<std::vector<IngestResult>> store_grouped(PendingBatch& mine) {
+    std::unique_lock lock(group_mutex);
+    group_pending.push_back(&mine);
+    for (;;) {
+      group_cv.wait(lock, [&] { return mine.result.has_value() || !group_writing; });
+      if (mine.result) return std::move(*mine.result);
+      // No transaction is being written: this thread writes the next one with what is waiting.
+      group_writing = true;
+      std::vector<PendingBatch*> round;
+      std::size_t rows = 0;
+      while (!group_pending.empty() &&
+             (round.empty() || rows + group_pending.front()->clean->size() <= kGroupRowsMax)) {
+        rows += group_pending.front()->clean->size();
+        round.push_back(group_pending.front());
+        group_pending.pop_front();
+      }
+      lock.unlock();
+      store_round(round);
+      lock.lock();
+      group_writing = false;
+      group_cv.notify_all();
+    }
+  }
+
+  void store_round(const std::vector<PendingBatch*>& round) {
+    auto fail_all = [&](const RegistryError& e) {
+      for (auto* b : round)
+        if (!b->result) b->result = e;
+    };
+    auto c = db->acquire();
+    if (!c) return fail_all(c.error_detail());
+    if (round.size() == 1) {
+      auto* b = round.front();
+      b->result =
+          db::transaction(**c, true, [&] { return store_batch(**c, *b->clean, *b->decisions, b->received); });
+      return;
+    }
+    if (auto begun = (*c)->begin(true); !begun) return fail_all(begun.error_detail());
+    std::vector<std::optional<std::vector<IngestResult>>> stored(round.size());
+    for (std::size_t k = 0; k < round.size(); ++k) {
+      auto* b = round[k];
+      if (auto sp = (*c)->query("SAVEPOINT vigil_batch"); !sp) {
+        (*c)->rollback();
+        return fail_all(sp.error_detail());
+      }
+      auto r = store_batch(**c, *b->clean, *b->decisions, b->received);
+      if (r) {
+        stored[k] = std::move(*r);
+      } else {
+        b->result = std::move(r);  // final: nothing of this batch stays
+        if (auto undo = (*c)->query("ROLLBACK TO vigil_batch"); !undo) {
+          (*c)->rollback();
+          return fail_all(undo.error_detail());
+        }
+      }
+      if (auto released = (*c)->query("RELEASE vigil_batch"); !released) {
+        (*c)->rollback();
+        return fail_all(released.error_detail());
+      }
+    }
+    if (auto done = (*c)->commit(); !done) {
+      (*c)->rollback();
+      return fail_all(done.error_detail());
+    }
+    for (std::size_t k = 0; k < round.size(); ++k)
+      if (stored[k]) round[k]->result = std::move(*stored[k]);
+  }
+
+  // The evidence of a sighting just inserted, in the caller's transaction.
+  RegistryResult<bool> store_images(db::Connection& c, std::int64_t id, const Sighting& s) const {
+    std::string kinds;
+    for (const auto& [kind, jpeg] : {std::pair{"plate", &s.plate_jpeg}, std::pair{"frame", &s.frame_jpeg}}) {
+      if (jpeg->empty()) continue;
+      auto ins = c.query("INSERT INTO sighting_images (sighting_id, kind, jpeg_base64) VALUES ($1, $2, $3)",
+                         {id, std::string(kind), base64_encode(*jpeg)});
+      if (!ins) return ins.error_detail();
+      kinds += (kinds.empty() ? "" : " ") + std::string(kind);
+    }
+    if (!kinds.empty())
+      if (auto up = c.query("UPDATE sightings SET images = $1 WHERE id = $2", {kinds, id}); !up)
+        return up.error_detail();
+    return true;
   }
 };
 
@@ -317,11 +571,7 @@ Registry& Registry::operator=(Registry&&) noexcept = default;
 Registry::~Registry() = default;
 
 Result<Registry> Registry::open(const std::string& url, RegistryOptions options) {
-  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0)
-    return Error{"PostgreSQL is not built into this vigil yet; use a SQLite file (--db vigil.db)"};
-  std::string path = url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url;
-  if (path.empty()) return Error{"database: empty path"};
-  auto db = db::open_sqlite({path, options.busy_timeout_ms, options.connections});
+  auto db = db::open_database(url, options.busy_timeout_ms, options.connections);
   if (!db) return Error{db.error()};
   {
     auto c = (*db)->acquire();
@@ -391,8 +641,15 @@ RegistryResult<Record> Registry::refund(std::int64_t id, RecordKind kind) {
     Record r = to_record(rows->front());
     if (r.refunded) return r;
     r.refunded = impl_->now();
-    auto up = (*c)->query("UPDATE records SET refunded_at = $1 WHERE id = $2", {ms(*r.refunded), id});
+    auto up =
+        (*c)->query("UPDATE records SET refunded_at = $1 WHERE id = $2 AND refunded_at IS NULL RETURNING id",
+                    {ms(*r.refunded), id});
     if (!up) return up.error_detail();
+    if (up->empty()) {  // refunded meanwhile by another server: that refund stands
+      auto now = (*c)->query(std::string("SELECT ") + kRecordColumns + " FROM records WHERE id = $1", {id});
+      if (!now) return now.error_detail();
+      return to_record(now->front());
+    }
     return r;
   });
 }
@@ -621,57 +878,30 @@ RegistryResult<std::vector<IngestResult>> Registry::ingest(const std::vector<Sig
     if (year < 2000 || year > 2999)
       return invalid(at + ".time: " + format_timestamp(s.time) + " is out of range");
     if (s.event_json.size() > 65536) return invalid(at + ": event larger than 64 KiB");
-  }
-  auto c = impl_->db->acquire();
-  if (!c) return c.error_detail();
-  std::vector<Decision> decisions;
-  decisions.reserve(clean.size());
-  for (const auto& s : clean) {
-    auto d = impl_->decide_on(**c, s.read, s.time);
-    if (!d) return d.error_detail();
-    decisions.push_back(std::move(*d));
-  }
-  const Timestamp received = impl_->now();
-  return db::transaction(**c, true, [&]() -> RegistryResult<std::vector<IngestResult>> {
-    std::vector<IngestResult> out;
-    for (std::size_t i = 0; i < clean.size(); ++i) {
-      const auto& s = clean[i];
-      const auto& d = decisions[i];
-      auto ins = (*c)->query(
-          "INSERT INTO sightings (event_id, camera_id, seen_at, plate, country, confidence, fits_format, "
-          "alternatives, decision, reason, record_id, matched_plate, outcome, received_at, event) VALUES "
-          "($1, $2, $3, "
-          "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (event_id) DO NOTHING RETURNING "
-          "id",
-          {s.event_id, s.camera_id, ms(s.time), s.read.text, s.read.country,
-           static_cast<double>(s.read.confidence),
-           s.read.fits_format ? Value{std::int64_t{*s.read.fits_format}} : Value{},
-           join_plates(s.read.alternatives), std::string(to_string(d.verdict)), d.reason,
-           d.record_id ? Value{d.record_id} : Value{}, d.matched_plate,
-           std::string(to_string(to_outcome(d.verdict))), ms(received), s.event_json});
-      if (!ins) return ins.error_detail();
-      IngestResult r;
-      if (!ins->empty()) {
-        r.stored.id = as_int(ins->front().front());
-        r.stored.sighting = s;
-        r.stored.decision = d;
-        r.stored.outcome = to_outcome(d.verdict);
-        r.stored.received = received;
-      } else {
-        auto rows = (*c)->query(
-            std::string("SELECT ") + kSightingColumns + " FROM sightings WHERE event_id = $1", {s.event_id});
-        if (!rows) return rows.error_detail();
-        if (rows->empty()) return RegistryError{Failure::kStorage, "sighting " + s.event_id + " vanished"};
-        r.stored = to_sighting(rows->front());
-        r.duplicate = true;
-        if (r.stored.sighting.camera_id != s.camera_id)
-          return RegistryError{Failure::kConflict, "sightings[" + std::to_string(i) + "].id: event id '" +
-                                                       s.event_id + "' is already stored for another camera"};
-      }
-      out.push_back(std::move(r));
+    for (const auto& [name, jpeg] : {std::pair{"plate", &s.plate_jpeg}, std::pair{"frame", &s.frame_jpeg}}) {
+      if (jpeg->empty()) continue;
+      if (jpeg->size() < 4 || jpeg->compare(0, 3, "\xFF\xD8\xFF") != 0)
+        return invalid(at + ".images." + name + ": not a JPEG image");
+      if (jpeg->size() > kImageMax)
+        return invalid(at + ".images." + name + ": " + std::to_string(jpeg->size()) +
+                       " bytes, over the limit of " + std::to_string(kImageMax));
     }
-    return out;
-  });
+  }
+  std::vector<Decision> decisions;
+  {
+    auto c = impl_->db->acquire();
+    if (!c) return c.error_detail();
+    auto decided = impl_->decide_batch(**c, clean);
+    if (!decided) return decided.error_detail();
+    decisions = std::move(*decided);
+    if (impl_->db->dialect() != db::Dialect::kSqlite) {
+      // PostgreSQL commits concurrent transactions in parallel (and flushes its log for them together).
+      const Timestamp received = impl_->now();
+      return db::transaction(**c, true, [&] { return impl_->store_batch(**c, clean, decisions, received); });
+    }
+  }
+  Impl::PendingBatch mine{&clean, &decisions, impl_->now(), std::nullopt};
+  return impl_->store_grouped(mine);
 }
 
 RegistryResult<std::vector<StoredSighting>> Registry::sightings(const SightingQuery& q) const {
@@ -687,8 +917,10 @@ RegistryResult<std::vector<StoredSighting>> Registry::sightings(const SightingQu
   if (!q.plate.empty()) add("plate =", normalize_plate(q.plate));
   if (q.from) add("seen_at >=", ms(*q.from));
   if (q.to) add("seen_at <", ms(*q.to));
+  if (q.before_id > 0) add("id <", q.before_id);
   params.emplace_back(std::int64_t{q.limit});
-  sql += " ORDER BY id LIMIT $" + std::to_string(params.size());
+  sql += std::string(" ORDER BY id") + (q.newest_first ? " DESC" : "") + " LIMIT $" +
+         std::to_string(params.size());
   auto c = impl_->db->acquire();
   if (!c) return c.error_detail();
   auto rows = (*c)->query(sql, params);
@@ -702,6 +934,27 @@ RegistryResult<StoredSighting> Registry::sighting(std::int64_t id) const {
   auto c = impl_->db->acquire();
   if (!c) return c.error_detail();
   return impl_->load_sighting(**c, id);
+}
+
+RegistryResult<std::string> Registry::sighting_image(std::int64_t id, const std::string& kind) const {
+  if (kind != "plate" && kind != "frame")
+    return invalid("image kind '" + kind + "' unknown (plate or frame)");
+  auto c = impl_->db->acquire();
+  if (!c) return c.error_detail();
+  auto rows =
+      (*c)->query("SELECT jpeg_base64 FROM sighting_images WHERE sighting_id = $1 AND kind = $2", {id, kind});
+  if (!rows) return rows.error_detail();
+  if (rows->empty()) {
+    auto s = impl_->load_sighting(**c, id);
+    if (!s) return s.error_detail();
+    return RegistryError{Failure::kNotFound,
+                         "sighting #" + std::to_string(id) + " has no " + kind + " image"};
+  }
+  auto jpeg = base64_decode(as_text(rows->front().front()));
+  if (!jpeg)
+    return RegistryError{Failure::kStorage, "the stored " + kind + " image of sighting #" +
+                                                std::to_string(id) + " is damaged (not base64)"};
+  return std::move(*jpeg);
 }
 
 RegistryResult<StoredSighting> Registry::resolve(std::int64_t id, const Resolution& res) {
@@ -738,10 +991,17 @@ RegistryResult<StoredSighting> Registry::resolve(std::int64_t id, const Resoluti
     auto up = (*c)->query(
         "UPDATE sightings SET outcome = $1, resolved_at = $2, resolved_by = $3, resolution = $4, "
         "resolved_plate = $5, "
-        "resolution_note = $6 WHERE id = $7 AND outcome = 'review'",
+        "resolution_note = $6 WHERE id = $7 AND outcome = 'review' RETURNING id",
         {std::string(to_string(outcome)), ms(now), res.by ? Value{res.by} : Value{}, res.action, plate,
          res.note, id});
     if (!up) return up.error_detail();
+    if (up->empty()) {  // resolved meanwhile by another server
+      auto other = impl_->load_sighting(**c, id);
+      if (!other) return other;
+      return RegistryError{
+          Failure::kConflict,
+          "sighting #" + std::to_string(id) + " is not in review (it is " + to_string(other->outcome) + ")"};
+    }
     return impl_->load_sighting(**c, id);
   });
 }

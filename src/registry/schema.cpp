@@ -77,6 +77,17 @@ CREATE TABLE cameras (
 INSERT INTO cameras (id, name, created_at)
   SELECT camera_id, '', MIN(created_at) FROM tokens WHERE camera_id IS NOT NULL GROUP BY camera_id;
 )sql"},
+      // Evidence JPEGs as base64 text (one type on every backend), apart from the sightings so lists stay
+      // small; sightings.images names the kinds stored ("plate frame") for the lists' flags.
+      {3, "evidence images of sightings", R"sql(
+CREATE TABLE sighting_images (
+  sighting_id BIGINT NOT NULL REFERENCES sightings (id),
+  kind TEXT NOT NULL CHECK (kind IN ('plate', 'frame')),
+  jpeg_base64 TEXT NOT NULL,
+  PRIMARY KEY (sighting_id, kind)
+);
+ALTER TABLE sightings ADD COLUMN images TEXT NOT NULL DEFAULT '';
+)sql"},
   };
   return all;
 }
@@ -91,6 +102,11 @@ std::string render(const char* sql, Dialect dialect) {
     s.replace(pos, 6, id);
   return s;
 }
+
+// pg_advisory_lock key of the migrations ("vigil" + 1).
+constexpr std::int64_t kMigrationLock = 0x76696769'6c000001;
+
+RegistryResult<int> migrate_steps(Connection& c, Dialect dialect, int up_to);
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -107,6 +123,28 @@ RegistryResult<int> schema_version(Connection& c) {
 }
 
 RegistryResult<int> migrate(Connection& c, Dialect dialect, int up_to) {
+  if (dialect == Dialect::kPostgres) {
+    // Servers starting together take turns: PostgreSQL's CREATE ... IF NOT EXISTS and the version check
+    // below are not safe against a concurrent session doing the same (SQLite's write lock serialises it).
+    // A session lock, so it spans the steps' transactions; waited for as long as a migration may take.
+    auto saved = c.query("SELECT current_setting('lock_timeout')");
+    if (!saved) return saved.error_detail();
+    if (auto r = c.query("SELECT set_config('lock_timeout', '600s', false)"); !r) return r.error_detail();
+    auto locked = c.query("SELECT pg_advisory_lock($1)", {kMigrationLock});
+    auto restored =
+        c.query("SELECT set_config('lock_timeout', $1, false)", {as_text(saved->front().front())});
+    if (!locked) return locked.error_detail();
+    auto done = restored ? migrate_steps(c, dialect, up_to) : RegistryResult<int>(restored.error_detail());
+    auto unlocked = c.query("SELECT pg_advisory_unlock($1)", {kMigrationLock});
+    if (done && !unlocked) return unlocked.error_detail();
+    return done;
+  }
+  return migrate_steps(c, dialect, up_to);
+}
+
+namespace {
+
+RegistryResult<int> migrate_steps(Connection& c, Dialect dialect, int up_to) {
   if (auto r = c.script("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                         "description TEXT NOT NULL, applied_at BIGINT NOT NULL)");
       !r)
@@ -136,5 +174,7 @@ RegistryResult<int> migrate(Connection& c, Dialect dialect, int up_to) {
   }
   return schema_version(c);
 }
+
+}  // namespace
 
 }  // namespace vigil::db

@@ -5,11 +5,15 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/base64.hpp"
 #include "server/metrics.hpp"
 
 namespace vigil {
@@ -25,6 +29,8 @@ const Roles kReaders = {Role::kOperator, Role::kAdmin};
 const Roles kSellers = {Role::kShop, Role::kAdmin};
 const Roles kAdmins = {Role::kAdmin};
 const Roles kCameras = {Role::kCamera};
+const Roles kLookups = {Role::kShop, Role::kOperator, Role::kAdmin};
+const Roles kAnyToken = {Role::kCamera, Role::kShop, Role::kOperator, Role::kAdmin};
 
 int http_status(Failure f) {
   switch (f) {
@@ -211,7 +217,8 @@ json sighting_json(const StoredSighting& s) {
             {"matched_plate", nullable(s.decision.matched_plate)},
             {"outcome", to_string(s.outcome)},
             {"received", format_timestamp(s.received)},
-            {"resolution", nullptr}};
+            {"resolution", nullptr},
+            {"images", {{"plate", s.plate_image}, {"frame", s.frame_image}}}};
   if (s.resolved)
     j["resolution"] = {{"action", s.resolution},
                        {"plate", nullable(s.resolved_plate)},
@@ -299,9 +306,19 @@ struct Call {
   }
 };
 
-// Filters shared by the sighting lists.
-bool read_query(Call& c, SightingQuery& q) {
-  if (!c.params_only({"camera", "from", "to", "after_id", "limit"})) return false;
+// Filters shared by the sighting lists. Without order=, a list is oldest first unless `newest` is set and
+// no after_id is given (after_id pages forward, before_id back).
+bool read_query(Call& c, SightingQuery& q, bool newest = false) {
+  if (!c.params_only({"camera", "from", "to", "after_id", "before_id", "order", "limit"})) return false;
+  q.newest_first = newest && !c.req.has_param("after_id");
+  if (c.req.has_param("order")) {
+    const std::string order = c.req.get_param_value("order");
+    if (order != "newest" && order != "oldest") {
+      c.error(400, "order: '" + order.substr(0, 40) + "' unknown (newest or oldest)");
+      return false;
+    }
+    q.newest_first = order == "newest";
+  }
   q.camera_id = c.req.get_param_value("camera");
   for (const auto& [name, slot] : {std::pair{"from", &q.from}, std::pair{"to", &q.to}}) {
     if (!c.req.has_param(name)) continue;
@@ -320,6 +337,14 @@ bool read_query(Call& c, SightingQuery& q) {
     }
     q.after_id = *v;
   }
+  if (c.req.has_param("before_id")) {
+    auto v = parse_int(c.req.get_param_value("before_id"));
+    if (!v || *v < 1) {
+      c.error(400, "before_id: expected a whole number >= 1");
+      return false;
+    }
+    q.before_id = *v;
+  }
   if (c.req.has_param("limit")) {
     auto v = parse_int(c.req.get_param_value("limit"));
     if (!v || *v < 1 || *v > 1000) {
@@ -332,11 +357,13 @@ bool read_query(Call& c, SightingQuery& q) {
 }
 
 // One sighting of a POST /api/sightings batch; the fields of a `vigil watch` event are accepted as they are.
-std::optional<Sighting> parse_sighting(const json& j, const std::string& at, std::string& error) {
+// `image_max`: the largest evidence JPEG (bytes).
+std::optional<Sighting> parse_sighting(const json& j, const std::string& at, std::size_t image_max,
+                                       std::string& error) {
   Fields f(j, at);
   f.only({"id", "camera_id", "time", "text", "confidence", "country", "fits_format", "candidates",
-          "first_seen", "last_seen", "first_seen_s", "last_seen_s", "frames", "direction", "box",
-          "evidence"});
+          "first_seen", "last_seen", "first_seen_s", "last_seen_s", "frames", "direction", "box", "evidence",
+          "images"});
   Sighting s;
   s.event_id = f.text("id", true, 128);
   s.camera_id = f.text("camera_id", true, 64);
@@ -385,12 +412,64 @@ std::optional<Sighting> parse_sighting(const json& j, const std::string& at, std
       }
     }
   }
+  // Evidence: {"plate": base64 JPEG, "frame": base64 JPEG}, each optional or null.
+  if (f.ok() && f.has("images")) {
+    Fields im(f.raw("images"), f.path("images"));
+    im.only({"plate", "frame"});
+    for (const auto& [key, out] : {std::pair{"plate", &s.plate_jpeg}, std::pair{"frame", &s.frame_jpeg}}) {
+      if (!im.has(key)) continue;
+      const json& v = im.raw(key);
+      if (!v.is_string()) {
+        im.fail(im.path(key), "expected a base64 JPEG string, got " + type_name(v));
+        break;
+      }
+      const auto& text = v.get_ref<const std::string&>();
+      if (text.size() / 4 * 3 > image_max + 3) {
+        im.fail(im.path(key), "about " + std::to_string(text.size() / 4 * 3) + " bytes, over the limit of " +
+                                  std::to_string(image_max) + " per image");
+        break;
+      }
+      auto bytes = base64_decode(text);
+      if (!bytes) {
+        im.fail(im.path(key), "not base64 (standard alphabet, = padding, no line breaks)");
+        break;
+      }
+      if (bytes->size() > image_max) {
+        im.fail(im.path(key), std::to_string(bytes->size()) + " bytes, over the limit of " +
+                                  std::to_string(image_max) + " per image");
+        break;
+      }
+      if (bytes->size() < 4 || bytes->compare(0, 3, "\xFF\xD8\xFF") != 0) {
+        im.fail(im.path(key), "not a JPEG image");
+        break;
+      }
+      *out = std::move(*bytes);
+    }
+    if (!im.ok()) f.adopt(im.error());
+  }
   if (!f.ok()) {
     error = f.error();
     return std::nullopt;
   }
-  s.event_json = dump(j);
+  if (j.contains("images")) {
+    json kept = j;  // the images are stored apart; the audit copy stays small
+    kept.erase("images");
+    s.event_json = dump(kept);
+  } else {
+    s.event_json = dump(j);
+  }
   return s;
+}
+
+// The batch index a registry message starts with ("sightings[3].text: ..."), if any.
+std::optional<std::size_t> item_of(const std::string& message) {
+  static const std::string kPrefix = "sightings[";
+  if (message.rfind(kPrefix, 0) != 0) return std::nullopt;
+  std::size_t v = 0;
+  const char* begin = message.data() + kPrefix.size();
+  const auto [end, ec] = std::from_chars(begin, message.data() + message.size(), v);
+  if (ec != std::errc{} || end == begin || *end != ']') return std::nullopt;
+  return v;
 }
 
 }  // namespace
@@ -451,14 +530,22 @@ struct Server::Impl {
     }
     c.token = **token;
     if (std::find(roles.begin(), roles.end(), c.token.role) == roles.end()) {
-      c.error(403, std::string("a ") + to_string(c.token.role) + " token may not call " + c.route +
-                       " (needs " + roles_text(roles) + ")");
+      c.error(403,
+              std::string(c.token.role == Role::kOperator || c.token.role == Role::kAdmin ? "an " : "a ") +
+                  to_string(c.token.role) + " token may not call " + c.route + " (needs " +
+                  roles_text(roles) + ")");
       return false;
     }
     return true;
   }
 
   void routes() {
+    add("GET", "/", "GET /", kPublic, [this](Call& c) { dashboard_file(c, "index.html"); });
+    add("GET", R"(/ui/([^/]+))", "GET /ui/{file}", kPublic,
+        [this](Call& c) { dashboard_file(c, c.req.matches[1].str()); });
+    add("GET", "/api/me", "GET /api/me", kAnyToken, [](Call& c) {
+      if (c.params_only({})) c.reply(200, token_json(c.token));
+    });
     add("GET", "/health", "GET /health", kPublic, [this](Call& c) {
       auto v = reg->schema_version();
       if (!v) {
@@ -473,6 +560,8 @@ struct Server::Impl {
     });
 
     add("POST", "/api/sightings", "POST /api/sightings", kCameras, [this](Call& c) { post_sightings(c); });
+    add("GET", "/api/sightings", "GET /api/sightings", kReaders,
+        [this](Call& c) { list(c, std::nullopt, "sightings", true); });
     add("GET", R"(/api/sightings/([^/]+))", "GET /api/sightings/{id}", kReaders, [this](Call& c) {
       if (!c.params_only({})) return;
       auto id = c.path_id();
@@ -480,6 +569,19 @@ struct Server::Impl {
       auto s = reg->sighting(*id);
       if (c.check(s)) c.reply(200, sighting_json(*s));
     });
+    // Evidence images: personal data, for operators and admins only, like the sightings themselves.
+    for (const std::string kind : {"plate", "frame"})
+      add("GET", R"(/api/sightings/([^/]+)/)" + kind + R"(\.jpg)", "GET /api/sightings/{id}/" + kind + ".jpg",
+          kReaders, [this, kind](Call& c) {
+            if (!c.params_only({})) return;
+            auto id = c.path_id();
+            if (!id) return;
+            auto jpeg = reg->sighting_image(*id, kind);
+            if (!c.check(jpeg)) return;
+            c.res.status = 200;
+            c.res.set_header("Cache-Control", "private, max-age=86400");
+            c.res.set_content(*jpeg, "image/jpeg");
+          });
 
     add("GET", R"(/api/plates/([^/]+)/status)", "GET /api/plates/{plate}/status", kReaders, [this](Call& c) {
       if (!c.params_only({"at"})) return;
@@ -523,6 +625,27 @@ struct Server::Impl {
         });
 
     add("POST", "/api/vignettes", "POST /api/vignettes", kSellers, [this](Call& c) { post_vignette(c); });
+    add("GET", "/api/vignettes", "GET /api/vignettes", kLookups, [this](Call& c) {
+      if (!c.params_only({"plate"})) return;
+      if (!c.req.has_param("plate")) return c.error(400, "plate: required (/api/vignettes?plate=1AB2345)");
+      auto plate = clean_plate(c.req.get_param_value("plate"));
+      if (!plate) return c.error(400, plate.error());
+      auto records = reg->records_for_plate(*plate);
+      if (!c.check(records)) return;
+      json j = {{"plate", *plate}, {"vignettes", json::array()}};
+      for (const auto& r : *records)
+        if (r.kind == RecordKind::kVignette) j["vignettes"].push_back(record_json(r, zone()));
+      c.reply(200, j);
+    });
+    add("GET", "/api/products", "GET /api/products", kLookups, [this](Call& c) {
+      if (!c.params_only({})) return;
+      json j = {{"time_zone", zone().name()},
+                {"today", format_day(zone().local_day(reg->now()))},
+                {"products", json::array()}};
+      for (const auto& p : reg->options().catalog.products)
+        j["products"].push_back({{"id", p.id}, {"name", p.name}, {"days", p.days}});
+      c.reply(200, j);
+    });
     add("GET", R"(/api/vignettes/([^/]+))", "GET /api/vignettes/{id}",
         {Role::kShop, Role::kOperator, Role::kAdmin}, [this](Call& c) {
           if (!c.params_only({})) return;
@@ -602,8 +725,53 @@ struct Server::Impl {
     });
   }
 
+  // The dashboard: files straight from web_dir (no sub-folders), only of the types below. The name is
+  // checked and the file's real path must lie in web_dir, so no request reaches a file outside it.
+  void dashboard_file(Call& c, const std::string& name) {
+    namespace fs = std::filesystem;
+    if (opt.web_dir.empty())
+      return c.error(404,
+                     "this server has no dashboard (its web files were not found; start it with "
+                     "vigil serve --web-dir DIR)");
+    static const std::vector<std::pair<std::string, std::string>> kTypes = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"}};
+    const auto named_ok =
+        !name.empty() && name.size() <= 64 && std::isalnum(static_cast<unsigned char>(name[0])) &&
+        std::all_of(name.begin(), name.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == '_';
+        });
+    const std::string ext = fs::path(name).extension().string();
+    const auto type =
+        std::find_if(kTypes.begin(), kTypes.end(), [&](const auto& t) { return t.first == ext; });
+    std::error_code ec;
+    const fs::path root = fs::canonical(opt.web_dir, ec);
+    fs::path file;
+    if (named_ok && type != kTypes.end() && !ec) file = fs::canonical(root / name, ec);
+    if (file.empty() || ec || file.parent_path() != root || !fs::is_regular_file(file, ec))
+      return c.error(404, "no dashboard file '" + name.substr(0, 64) + "'");
+    std::ifstream in(file, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return c.error(500, "cannot read dashboard file " + name);
+    c.res.status = 200;
+    c.res.set_header("Content-Security-Policy",
+                     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+                     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    c.res.set_header("Referrer-Policy", "no-referrer");
+    c.res.set_header("X-Frame-Options", "DENY");
+    c.res.set_header("Cache-Control", "no-cache");
+    c.res.set_content(content, type->second);
+  }
+
+  // A batch is stored whole or not at all. A refusal caused by one item names it ({"error", "index", "id"}),
+  // so that a client can set that item aside and send the rest again.
   void post_sightings(Call& c) {
-    auto body = c.body(opt.body_max_bytes);
+    auto body = c.body(opt.sightings_max_bytes);
     if (!body) return metrics.batch_rejected();
     Fields f(*body, "");
     f.only({"sightings"});
@@ -620,25 +788,33 @@ struct Server::Impl {
       return c.error(413, "batch of " + std::to_string(items.size()) + " sightings; at most " +
                               std::to_string(opt.batch_max) + " per request");
     }
+    auto item_error = [&](int status, const std::string& message, std::size_t i) {
+      metrics.batch_rejected();
+      json j = {{"error", message}, {"index", i}, {"id", nullptr}};
+      if (items[i].is_object() && items[i].contains("id") && items[i]["id"].is_string())
+        j["id"] = items[i]["id"];
+      c.reply(status, j);
+    };
     std::vector<Sighting> batch;
     for (std::size_t i = 0; i < items.size(); ++i) {
       std::string error;
-      auto s = parse_sighting(items[i], "sightings[" + std::to_string(i) + "]", error);
-      if (!s) {
-        metrics.batch_rejected();
-        return c.error(400, error);
-      }
-      if (s->camera_id != c.token.camera_id) {
-        metrics.batch_rejected();
-        return c.error(403, "sightings[" + std::to_string(i) + "].camera_id: '" + s->camera_id +
-                                "' is not this token's camera (" + c.token.camera_id + ")");
-      }
+      auto s = parse_sighting(items[i], "sightings[" + std::to_string(i) + "]", opt.image_max_bytes, error);
+      if (!s) return item_error(400, error, i);
+      if (s->camera_id != c.token.camera_id)
+        return item_error(403,
+                          "sightings[" + std::to_string(i) + "].camera_id: '" + s->camera_id +
+                              "' is not this token's camera (" + c.token.camera_id + ")",
+                          i);
       batch.push_back(std::move(*s));
     }
     auto results = reg->ingest(batch);
     if (!results) {
+      const auto& e = results.error_detail();
+      const auto i = item_of(e.message);
+      if ((e.failure == Failure::kInvalid || e.failure == Failure::kConflict) && i && *i < items.size())
+        return item_error(http_status(e.failure), e.message, *i);
       metrics.batch_rejected();
-      return c.failed(results.error_detail());
+      return c.failed(e);
     }
     json out = {{"results", json::array()}, {"stored", 0}, {"duplicates", 0}};
     int stored = 0, duplicates = 0;
@@ -739,15 +915,17 @@ struct Server::Impl {
     c.reply(report->committed ? 200 : 422, j);
   }
 
-  void list(Call& c, Outcome outcome, const char* key) {
+  // A page of sightings; a full page names the cursor of the next one in its order.
+  void list(Call& c, std::optional<Outcome> outcome, const char* key, bool newest = false) {
     SightingQuery q;
-    if (!read_query(c, q)) return;
+    if (!read_query(c, q, newest)) return;
     q.outcome = outcome;
     auto rows = reg->sightings(q);
     if (!c.check(rows)) return;
-    json j = {{key, json::array()}, {"next_after_id", nullptr}};
+    json j = {{key, json::array()}, {"next_after_id", nullptr}, {"next_before_id", nullptr}};
     for (const auto& s : *rows) j[key].push_back(sighting_json(s));
-    if (static_cast<int>(rows->size()) == q.limit) j["next_after_id"] = rows->back().id;
+    if (static_cast<int>(rows->size()) == q.limit)
+      j[q.newest_first ? "next_before_id" : "next_after_id"] = rows->back().id;
     c.reply(200, j);
   }
 
@@ -793,13 +971,16 @@ Result<int> Server::start() {
   if (m.started) return m.port;
   const int threads = std::max(1, m.opt.threads);
   m.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  m.http.set_payload_max_length(std::max(m.opt.body_max_bytes, m.opt.import_max_bytes));
+  m.http.set_payload_max_length(
+      std::max({m.opt.body_max_bytes, m.opt.import_max_bytes, m.opt.sightings_max_bytes}));
   m.http.set_read_timeout(m.opt.read_timeout_s, 0);
   m.http.set_write_timeout(m.opt.read_timeout_s, 0);
   m.http.set_keep_alive_timeout(5);
   // Headers and body go out in separate writes; with Nagle's algorithm the second waits for the
   // client's delayed ACK (40 ms on Linux) on every response.
   m.http.set_tcp_nodelay(true);
+  // Browsers must take every answer as the type it names (the dashboard's scripts, JSON never as HTML).
+  m.http.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
   // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port and
   // silently take half of the requests; a port in use must be an error instead.
   m.http.set_socket_options([](int sock) {
@@ -815,7 +996,9 @@ Result<int> Server::start() {
           message = "no endpoint " + req.method + " " + req.path;
         if (res.status == 413)
           message = "request body over the limit of " +
-                    std::to_string(std::max(m.opt.body_max_bytes, m.opt.import_max_bytes)) + " bytes";
+                    std::to_string(
+                        std::max({m.opt.body_max_bytes, m.opt.import_max_bytes, m.opt.sightings_max_bytes})) +
+                    " bytes";
         res.set_content(dump(json{{"error", message}}), "application/json");
         return httplib::Server::HandlerResponse::Handled;
       }));

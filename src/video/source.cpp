@@ -569,6 +569,8 @@ Result<std::unique_ptr<FrameSource>> open_source(const std::string& spec, const 
   }
   if (kind == SourceKind::kPipeline && !cv::videoio_registry::hasBackend(cv::CAP_GSTREAMER))
     return Error{shown + ": looks like a GStreamer pipeline, but this OpenCV was built without GStreamer"};
+  if (kind == SourceKind::kPipeline)
+    if (auto why = detail::check_pipeline(spec)) return Error{shown + ": " + *why};
   if (kind == SourceKind::kNetwork && !cv::videoio_registry::hasBackend(cv::CAP_FFMPEG))
     return Error{shown + ": network streams need OpenCV built with FFmpeg"};
   const bool live = options.live == SourceOptions::Live::kYes ||

@@ -1,7 +1,9 @@
 // Helpers of the frame sources, exposed for tests.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "vigil/video.hpp"
 
@@ -20,5 +22,12 @@ SourceKind classify(const std::string& spec);
 std::string diagnose_unopenable(const std::string& path);
 // Unix time in seconds.
 double unix_now();
+// The element names of a GStreamer pipeline spec, in order, without caps and references to named
+// elements: "v4l2src device=/dev/video0 ! video/x-raw,width=640 ! appsink" -> {v4l2src, appsink}.
+std::vector<std::string> pipeline_elements(const std::string& spec);
+// What stops a pipeline spec before it is tried: no appsink, or elements that GStreamer does not have
+// (with the package to install). nullopt when nothing is found; GStreamer's registry is consulted only
+// when OpenCV has already loaded GStreamer.
+std::optional<std::string> check_pipeline(const std::string& spec);
 
 }  // namespace vigil::detail
