@@ -43,6 +43,8 @@ struct WatchFlags {
   RecognizerFlags rec;
 };
 
+constexpr int kVideoTileMinLongSide = 1920;
+
 // One camera: from the command line or a config file entry.
 struct Camera {
   std::string id, name, source;
@@ -369,6 +371,9 @@ int run(const WatchFlags& f) {
     return 2;
   }
   opts->min_confidence = f.min_confidence;
+  // Video frames are searched in one pass up to 1920x1080: tile passes on every frame would cost ten
+  // times the work (photos are tiled from 1280 pixels); 4K frames are still tiled.
+  opts->detector.tile_min_long_side = std::max(opts->detector.tile_min_long_side, kVideoTileMinLongSide);
   auto out = LineOutput::open(f.events);
   if (!out) {
     std::cerr << "vigil watch: " << out.error() << "\n";
@@ -420,6 +425,7 @@ int run(const WatchFlags& f) {
     so.tracker.top_n = f.rec.top;
     so.tracker.preferred_country = cam.country.empty() ? opts->decode.preferred_country : cam.country;
     so.motion.enabled = cam.motion;
+    so.motion_regions = cam.motion && f.rec.profile_value() == Profile::kEdge;
     if (cam.motion_threshold > 0) so.motion.pixel_threshold = cam.motion_threshold;
     if (cam.motion_area >= 0) so.motion.area_min = cam.motion_area;
     so.roi = cam.roi;
