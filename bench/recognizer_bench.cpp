@@ -2,8 +2,13 @@
 //   build/bench/vigil_benchmarks --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <cstring>
+#include <optional>
+
 #include <opencv2/core/utility.hpp>
+#include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "read/reader.hpp"
 #include "vigil/vigil.hpp"
@@ -40,18 +45,93 @@ void BM_Detect720p(benchmark::State& state) {
 }
 BENCHMARK(BM_Detect720p)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_ReadOnePlate(benchmark::State& state) {
-  cv::setNumThreads(2);
-  const auto& rec = recognizer();
-  const auto& img = frame_720p();
-  const auto dets = rec.detect(img);
+// The sample's most confident detection; marks the benchmark failed when there is none.
+std::optional<vigil::Detection> first_plate(benchmark::State& state) {
+  const auto dets = recognizer().detect(frame_720p());
   if (dets.empty()) {
     state.SkipWithError("no plate detected in the sample");
-    return;
+    return std::nullopt;
   }
-  for (auto _ : state) benchmark::DoNotOptimize(rec.read(img, dets[0].corners));
+  return dets[0];
+}
+
+void BM_ReadOnePlate(benchmark::State& state) {
+  cv::setNumThreads(2);
+  const auto plate = first_plate(state);
+  if (!plate) return;
+  for (auto _ : state) benchmark::DoNotOptimize(recognizer().read(frame_720p(), plate->corners));
 }
 BENCHMARK(BM_ReadOnePlate)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The edge profile's detector work on a frame with one car moving: only a region around the plate (its
+// size on every side), at the full frame's scale.
+void BM_DetectRegion720p(benchmark::State& state) {
+  cv::setNumThreads(int(state.range(0)));
+  const auto& rec = recognizer();
+  const auto& img = frame_720p();
+  const auto plate = first_plate(state);
+  if (!plate) return;
+  const cv::Rect b = plate->box;
+  const std::vector<cv::Rect> region = {cv::Rect(b.x - b.width, b.y - b.height, 3 * b.width, 3 * b.height)};
+  std::size_t plates = 0;
+  for (auto _ : state) plates += rec.recognize(img, region).plates.size();
+  state.counters["plates/frame"] = double(plates) / state.iterations();
+}
+BENCHMARK(BM_DetectRegion720p)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The detector network alone on the 720p sample's 512x288 input: float32 as shipped, and int8 as OpenCV
+// DNN 4.6 quantizes it (Net::quantize, calibrated on the bundled samples). Arg: 0 float32, 1 int8.
+// Counter MMAC: the network's multiply-accumulates per frame (OpenCV's FLOP count / 2).
+void BM_DetectorNetwork(benchmark::State& state) {
+  cv::setNumThreads(1);
+  const std::string onnx = recognizer().models_dir() + "/detector.onnx";
+  cv::dnn::Net net = cv::dnn::readNet(onnx);
+  auto blob_of = [](const cv::Mat& bgr) {
+    cv::Mat small;
+    cv::resize(bgr, small, cv::Size(512, 288), 0, 0, cv::INTER_AREA);
+    return cv::dnn::blobFromImage(small, 1.0 / 255, cv::Size(), cv::Scalar(), true, false);
+  };
+  const cv::Mat blob = blob_of(frame_720p());
+  const std::vector<int> shape = {1, 3, 288, 512};
+  state.counters["MMAC"] = double(net.getFLOPS(shape)) / 2e6;
+  if (state.range(0) == 1) {
+    std::vector<cv::Mat> calib;
+    for (const char* name : {"ro-dashcam-720p.jpg", "ro-dashcam-glare.jpg", "ro-dashcam-dusk.jpg",
+                             "ro-dashcam-close.jpg"}) {
+      const cv::Mat img = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/" + name);
+      if (!img.empty()) calib.push_back(blob_of(img));
+    }
+    // N blobs of 1x3x288x512 as one Nx3x288x512 calibration batch.
+    cv::Mat batch(std::vector<int>{int(calib.size()), 3, 288, 512}, CV_32F);
+    const std::size_t one = calib[0].total() * sizeof(float);
+    for (std::size_t i = 0; i < calib.size(); ++i) std::memcpy(batch.ptr<float>(int(i)), calib[i].ptr<float>(), one);
+    try {
+      net = net.quantize(batch, CV_32F, CV_32F);
+    } catch (const cv::Exception& e) {
+      state.SkipWithError(e.what());
+      return;
+    }
+  }
+  for (auto _ : state) {
+    net.setInput(blob);
+    benchmark::DoNotOptimize(net.forward());
+  }
+}
+BENCHMARK(BM_DetectorNetwork)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The reader network alone on one 32x128 plate; MMAC per plate.
+void BM_ReaderNetwork(benchmark::State& state) {
+  cv::setNumThreads(1);
+  cv::dnn::Net net = cv::dnn::readNet(recognizer().models_dir() + "/reader.onnx");
+  const std::vector<int> shape = {1, 1, 32, 128};
+  state.counters["MMAC"] = double(net.getFLOPS(shape)) / 2e6;
+  const cv::Mat blob(shape, CV_32F, cv::Scalar(0.5));
+  for (auto _ : state) {
+    net.setInput(blob);
+    benchmark::DoNotOptimize(net.forward());
+  }
+}
+BENCHMARK(BM_ReaderNetwork)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_DecodeFormats(benchmark::State& state) {
   const auto& rec = recognizer();

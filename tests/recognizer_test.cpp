@@ -12,6 +12,7 @@
 #include "detect/detector.hpp"
 #include "read/reader.hpp"
 #include "vigil/recognizer.hpp"
+#include "vigil/video.hpp"
 
 namespace fs = std::filesystem;
 
@@ -156,6 +157,62 @@ TEST_F(ModelTest, ReadsTheBundledSamples) {
   // Floors set from the shipped models' measured reads (see models/MODEL_CARD.md), less a margin.
   constexpr int kSamplesReadFloor = 3;  // 4 of 6 read by the shipped models
   EXPECT_GE(read, kSamplesReadFloor) << read << " of " << want << " sample plates read exactly";
+}
+
+TEST_F(ModelTest, RegionsFindThePlatesInsideThemAsAFullPassDoes) {
+  const cv::Mat img = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-720p.jpg");
+  ASSERT_FALSE(img.empty());
+  const auto full = rec_->recognize(img);
+  ASSERT_FALSE(full.plates.empty()) << "the models find no plate in the sample";
+  for (const auto& want : full.plates) {
+    SCOPED_TRACE(want.text);
+    // A region around one plate (its size in every direction) finds that plate: it is searched at the
+    // full pass's scale.
+    const cv::Rect b = want.box;
+    const cv::Rect region(b.x - b.width, b.y - b.height, 3 * b.width, 3 * b.height);
+    const auto r = rec_->recognize(img, {region});
+    const Plate* same = nullptr;
+    for (const auto& p : r.plates)
+      if ((p.box & b).area() > 0.5 * b.area()) same = &p;
+    ASSERT_NE(same, nullptr) << "not found inside " << region;
+    // The network sees less context around the plate than in the full pass: the same place within a
+    // few percent of the plate's width, and the same text for a confident read.
+    if (want.confidence >= 0.5f) EXPECT_EQ(same->text, want.text);
+    const double tolerance = std::max(4.0, 0.06 * b.width);
+    EXPECT_LE(cv::norm(same->box.tl() - b.tl()), tolerance) << same->box << " vs " << b;
+    EXPECT_LE(cv::norm(same->box.br() - b.br()), tolerance) << same->box << " vs " << b;
+    for (const auto& p : r.plates) {
+      const cv::Point c(p.box.x + p.box.width / 2, p.box.y + p.box.height / 2);
+      EXPECT_TRUE(region.contains(c) || (p.box & region).area() > 0) << p.text << " outside the region";
+    }
+  }
+  // No region: no detection at all; the whole frame as a region: the full pass.
+  EXPECT_TRUE(rec_->recognize(img, {}).plates.empty());
+  const auto whole = rec_->recognize(img, {cv::Rect(0, 0, img.cols, img.rows)});
+  ASSERT_EQ(whole.plates.size(), full.plates.size());
+  for (std::size_t i = 0; i < whole.plates.size(); ++i) EXPECT_EQ(whole.plates[i].text, full.plates[i].text);
+  // A region with no plate (the sky) finds nothing, and costs less than the full pass's detector.
+  const auto sky = rec_->recognize(img, {cv::Rect(0, 0, img.cols / 4, img.rows / 6)});
+  EXPECT_TRUE(sky.plates.empty());
+}
+
+TEST(Profiles, ParseApplyAndName) {
+  EXPECT_EQ(parse_profile("edge").value(), Profile::kEdge);
+  EXPECT_EQ(parse_profile("default").value(), Profile::kDefault);
+  const auto bad = parse_profile("fast");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("default, edge"), std::string::npos) << bad.error();
+  EXPECT_STREQ(to_string(Profile::kEdge), "edge");
+  RecognizerOptions o;
+  apply_profile(Profile::kDefault, o);
+  EXPECT_TRUE(o.detector.tiles);
+  apply_profile(Profile::kEdge, o);
+  EXPECT_FALSE(o.detector.tiles);
+  StreamOptions s;
+  s.motion.enabled = false;
+  apply_profile(Profile::kEdge, s);
+  EXPECT_TRUE(s.motion.enabled);
+  EXPECT_TRUE(s.motion_regions);
 }
 
 TEST_F(ModelTest, ConcurrentCallsGiveTheSameResults) {

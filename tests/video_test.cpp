@@ -602,6 +602,27 @@ TEST(VideoMotion, NoiseIsStillAMovingCarIsMotionAndTheRoiMasksTheRest) {
   EXPECT_DOUBLE_EQ(gate.changed_fraction(small), 1.0);
 }
 
+TEST(VideoMotion, ChangedAreaCoversTheMovingCarAndOnlyIt) {
+  cv::Mat base(480, 640, CV_8UC3, cv::Scalar(120, 120, 120));
+  cv::RNG rng(11);
+  vigil::MotionGate gate(vigil::MotionOptions{}, {});
+  gate.changed_fraction(noisy(base, rng));
+  EXPECT_EQ(gate.changed_area(), cv::Rect(0, 0, 640, 480));  // no reference: everything may have changed
+  gate.accept();
+  gate.changed_fraction(noisy(base, rng));
+  EXPECT_TRUE(gate.changed_area().empty()) << gate.changed_area();  // noise only
+
+  const cv::Rect car(300, 300, 120, 60);
+  cv::Mat moved = base.clone();
+  cv::rectangle(moved, car, cv::Scalar(30, 30, 30), cv::FILLED);
+  gate.changed_fraction(noisy(moved, rng));
+  const cv::Rect area = gate.changed_area();
+  EXPECT_EQ(area & car, car) << area;  // all of the car
+  // and not much more: a few compared pixels (4 frame pixels each) around it.
+  EXPECT_LE(area.width, car.width + 40) << area;
+  EXPECT_LE(area.height, car.height + 40) << area;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 vigil::PlateEvent sample_event() {

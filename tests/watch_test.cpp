@@ -432,6 +432,25 @@ TEST(Watch, AStoppedCarIsOneEventAndItsStillFramesAreSkipped) {
   expect_one_event_per_car(events_of(r.out), v.truth, r.out + r.err);
 }
 
+// The edge profile searches only the moving parts of the frame and around open tracks: every scenario
+// still gives exactly one event per car, read the same.
+TEST(Watch, EdgeProfileGivesOneEventPerCarInEveryScenario) {
+  REQUIRE_PLATES_FOUND();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> scenarios = {
+      {"two", {"--duration", "3", "--two-cars"}},
+      {"brief", {"--duration", "3", "--brief", "3"}},
+      {"occluded", {"--duration", "3", "--occlude", "5"}},
+      {"stopped", {"--duration", "5", "--stop", "2.5"}}};
+  for (const auto& [name, args] : scenarios) {
+    SCOPED_TRACE(name);
+    const Video v = test_video(name, small(args));
+    ASSERT_FALSE(v.path.empty());
+    const RunResult r = run_vigil({"watch", v.path, "--profile", "edge", "--threads", "1"});
+    ASSERT_EQ(r.status, 0) << r;
+    expect_one_event_per_car(events_of(r.out), v.truth, r.out + r.err);
+  }
+}
+
 TEST(Watch, RoiFromAConfigKeepsOnlyThePlatesInside) {
   REQUIRE_PLATES_FOUND();
   const Video v = test_video("two", small({"--duration", "3", "--two-cars"}));

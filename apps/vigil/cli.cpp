@@ -27,10 +27,16 @@ void RecognizerFlags::add_to(CLI::App& app) {
   app.add_option("--detect-threshold", detect_threshold, "Detector score threshold 0..1 (default: the model's)");
   app.add_option("--input-size", input_size, "Detector input long side in pixels (default: the model's)");
   app.add_flag("--no-tiles", no_tiles, "Do not search large images in tiles for small plates");
+  app.add_option("--profile", profile,
+                 "Speed/accuracy profile: default, or edge for small CPUs (no tile passes; in video, motion "
+                 "gating and detection only where something moved or a track is open)")
+      ->check(CLI::IsMember({"default", "edge"}))
+      ->capture_default_str();
 }
 
 Result<RecognizerOptions> RecognizerFlags::to_options() const {
   RecognizerOptions o;
+  apply_profile(profile_value(), o);
   o.models_dir = models_dir;
   o.formats_file = formats_file;
   o.reader = reader == "tesseract" ? ReaderKind::kTesseract : ReaderKind::kNeural;
@@ -41,7 +47,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.threads = threads;
   o.detector.score_threshold = detect_threshold;
   o.detector.input_size = input_size;
-  o.detector.tiles = !no_tiles;
+  if (no_tiles) o.detector.tiles = false;
   return o;
 }
 

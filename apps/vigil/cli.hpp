@@ -15,12 +15,13 @@ namespace vigil::cli {
 
 // Flags every subcommand that runs the recognizer shares.
 struct RecognizerFlags {
-  std::string models_dir, formats_file, country, reader = "neural";
+  std::string models_dir, formats_file, country, reader = "neural", profile = "default";
   int top = 5, threads = 0, input_size = 0;
   float detect_threshold = -1.0f;
   bool no_tiles = false;
   void add_to(CLI::App& app);
   Result<RecognizerOptions> to_options() const;
+  Profile profile_value() const { return profile == "edge" ? Profile::kEdge : Profile::kDefault; }
 };
 
 // A decoded input image, or why it could not be used.

@@ -51,6 +51,10 @@ struct WatchFlags {
   int upload_batch = 100;
 };
 
+// Video frames are searched in one pass up to 1920x1080: tile passes on every frame would cost ten times
+// the work (photos are tiled from 1280 pixels); 4K frames are still tiled.
+constexpr int kVideoTileMinLongSide = 1920;
+
 // ---------------------------------------------------------------------------------------------------------
 // Drawing: annotated video and --show
 
@@ -383,6 +387,7 @@ int run(const WatchFlags& f) {
     return 2;
   }
   opts->min_confidence = f.min_confidence;
+  opts->detector.tile_min_long_side = std::max(opts->detector.tile_min_long_side, kVideoTileMinLongSide);
   if (f.check) {
     // Validation only, for a camera box's config before (re)starting its unit: no source is opened.
     std::cout << (f.config.empty() ? "command line" : f.config) << ": OK, "
@@ -465,6 +470,7 @@ int run(const WatchFlags& f) {
     so.tracker.top_n = f.rec.top;
     so.tracker.preferred_country = cam.country.empty() ? opts->decode.preferred_country : cam.country;
     so.motion.enabled = cam.motion;
+    so.motion_regions = cam.motion && f.rec.profile_value() == Profile::kEdge;
     if (cam.motion_threshold > 0) so.motion.pixel_threshold = cam.motion_threshold;
     if (cam.motion_area >= 0) so.motion.area_min = cam.motion_area;
     so.roi = cam.roi;

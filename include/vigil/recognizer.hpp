@@ -14,6 +14,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -46,6 +47,16 @@ struct RecognizerOptions {
   int threads = 0;              // OpenCV threads; 0 = OpenCV's default (all cores)
   std::size_t max_pixels = 50'000'000;  // larger images are refused with a message (memory bound)
 };
+
+// Named speed/accuracy trade-offs, applied over the defaults before explicit options.
+//   kDefault: what the models' sidecars recommend.
+//   kEdge:    small CPUs (Raspberry Pi class): no tile passes over large images; in video (see
+//             apply_profile(Profile, StreamOptions&)) motion gating on and the detector run only where
+//             something moved or a track is open.
+enum class Profile { kDefault, kEdge };
+const char* to_string(Profile profile);            // "default", "edge"
+Result<Profile> parse_profile(std::string_view name);  // fails naming the known profiles
+void apply_profile(Profile profile, RecognizerOptions& options);
 
 struct Plate {
   std::string text;                       // normalised: upper case, no spaces or dashes
@@ -91,6 +102,11 @@ class Recognizer {
 
   // Detects and reads every plate in a BGR image. An empty image gives no plates.
   Recognition recognize(const cv::Mat& bgr) const;
+  // Like recognize(), but the detector searches only inside `regions` (pixels of `bgr`; for video: the
+  // parts that moved and the open tracks), each at the scale the whole image would be searched at, so
+  // plates inside them are found as in a full pass for a fraction of the work. Regions adding up to most
+  // of the image are searched in one full pass; no regions: no plates.
+  Recognition recognize(const cv::Mat& bgr, const std::vector<cv::Rect>& regions) const;
   // Only the detector.
   std::vector<Detection> detect(const cv::Mat& bgr) const;
   // Reads one plate given its four corners (TL, TR, BR, BL) in image pixels.
@@ -104,6 +120,7 @@ class Recognizer {
  private:
   struct Impl;
   explicit Recognizer(std::unique_ptr<Impl> impl);
+  Recognition recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -227,6 +227,10 @@ struct StreamOptions {
   std::vector<cv::Point2f> roi;  // region of interest: a polygon (>= 3 points) in frame pixels; plates
                                  // whose box centre is outside are ignored; empty: the whole frame
   bool roi_crop = true;          // recognise only the ROI's bounding rectangle (faster)
+  // Run the detector only where the frame changed since the last recognised frame and around the open
+  // tracks (each at the full frame's scale) instead of over the whole frame; needs motion gating.
+  // Cuts the detector's work to the moving cars' share of the frame.
+  bool motion_regions = false;
   int plate_width_min = 0;       // plates narrower than this are ignored (pixels)
   int queue_size = 0;            // frames between decoding and recognition; 0: 2 for live sources, 4 for
                                  // files. Full queue: live sources drop the oldest frame, files wait.
@@ -237,6 +241,10 @@ struct StreamOptions {
 };
 
 // What the recognition thread did with one frame; the references are valid during on_frame only.
+// The profile's stream settings (see Profile in recognizer.hpp): kEdge turns motion gating and
+// motion_regions on.
+void apply_profile(Profile profile, StreamOptions& options);
+
 struct StreamFrame {
   const Frame& frame;
   bool recognized;                       // false: skipped by motion gating (the tracker was only aged)

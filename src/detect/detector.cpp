@@ -48,7 +48,11 @@ Result<PlateDetector> PlateDetector::load(const std::string& models_dir) {
 
 void PlateDetector::run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_size, float threshold,
                              std::vector<Detection>& out) const {
-  const double scale = double(input_size) / std::max(roi.width, roi.height);
+  run_pass_scaled(bgr, roi, double(input_size) / std::max(roi.width, roi.height), threshold, out);
+}
+
+void PlateDetector::run_pass_scaled(const cv::Mat& bgr, const cv::Rect& roi, double scale, float threshold,
+                                    std::vector<Detection>& out) const {
   const int w = std::max(1, int(std::lround(roi.width * scale)));
   const int h = std::max(1, int(std::lround(roi.height * scale)));
   const int pw = (w + pad_multiple_ - 1) / pad_multiple_ * pad_multiple_;
@@ -108,11 +112,31 @@ void PlateDetector::run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_
   }
 }
 
+std::vector<Detection> PlateDetector::suppress(std::vector<Detection> raw, const DetectorOptions& options) const {
+  const float nms_iou = options.nms_iou >= 0 ? options.nms_iou : nms_iou_;
+  std::sort(raw.begin(), raw.end(), [](const Detection& a, const Detection& b) { return a.score > b.score; });
+  std::vector<Detection> kept;
+  for (const auto& d : raw) {
+    bool suppressed = false;
+    for (const auto& k : kept) {
+      const cv::Rect2f a(d.box), b(k.box);
+      // Also drop a box mostly inside a kept one (a tile's partial view of a plate).
+      const float inside = (a & b).area() / std::max(1.0f, a.area());
+      if (box_iou(a, b) > nms_iou || inside > 0.7f) {
+        suppressed = true;
+        break;
+      }
+    }
+    if (!suppressed) kept.push_back(d);
+    if (int(kept.size()) >= options.max_plates) break;
+  }
+  return kept;
+}
+
 std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorOptions& options) const {
   std::vector<Detection> raw;
   if (bgr.empty()) return raw;
   const float threshold = options.score_threshold >= 0 ? options.score_threshold : threshold_;
-  const float nms_iou = options.nms_iou >= 0 ? options.nms_iou : nms_iou_;
   const int input_size = options.input_size > 0 ? options.input_size : input_size_;
   const cv::Rect whole(0, 0, bgr.cols, bgr.rows);
   run_pass(bgr, whole, input_size, threshold, raw);
@@ -134,24 +158,42 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
       if (ty + tile >= bgr.rows) break;
     }
   }
+  return suppress(std::move(raw), options);
+}
 
-  std::sort(raw.begin(), raw.end(), [](const Detection& a, const Detection& b) { return a.score > b.score; });
-  std::vector<Detection> kept;
-  for (const auto& d : raw) {
-    bool suppressed = false;
-    for (const auto& k : kept) {
-      const cv::Rect2f a(d.box), b(k.box);
-      // Also drop a box mostly inside a kept one (a tile's partial view of a plate).
-      const float inside = (a & b).area() / std::max(1.0f, a.area());
-      if (box_iou(a, b) > nms_iou || inside > 0.7f) {
-        suppressed = true;
-        break;
-      }
-    }
-    if (!suppressed) kept.push_back(d);
-    if (int(kept.size()) >= options.max_plates) break;
+std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorOptions& options,
+                                             const std::vector<cv::Rect>& regions) const {
+  std::vector<Detection> raw;
+  if (bgr.empty()) return raw;
+  const float threshold = options.score_threshold >= 0 ? options.score_threshold : threshold_;
+  const int input_size = options.input_size > 0 ? options.input_size : input_size_;
+  const cv::Rect whole(0, 0, bgr.cols, bgr.rows);
+  // The whole image's scale, and regions snapped outwards to the full pass's coarsest feature grid
+  // (pad_multiple network pixels), so the network sees a region's pixels exactly as in a full pass.
+  const double scale = double(input_size) / std::max(bgr.cols, bgr.rows);
+  const double grid = pad_multiple_ / scale;
+  const int min_side = int(std::ceil(kMinRegionNetPixels / scale));
+  auto snap_down = [&](int v) { return int(std::floor(std::floor(v / grid) * grid)); };
+  auto snap_up = [&](int v) { return int(std::ceil(std::ceil(v / grid) * grid)); };
+  double area = 0;
+  std::vector<cv::Rect> passes;
+  for (cv::Rect r : regions) {
+    r &= whole;
+    if (r.empty()) continue;
+    // Grow regions too small for the network's receptive field around their centre.
+    if (r.width < min_side) r = cv::Rect(r.x + r.width / 2 - min_side / 2, r.y, min_side, r.height) & whole;
+    if (r.height < min_side) r = cv::Rect(r.x, r.y + r.height / 2 - min_side / 2, r.width, min_side) & whole;
+    r = cv::Rect(cv::Point(snap_down(r.x), snap_down(r.y)), cv::Point(snap_up(r.br().x), snap_up(r.br().y))) &
+        whole;
+    passes.push_back(r);
+    area += r.area();
   }
-  return kept;
+  if (area >= kFullPassAreaShare * whole.area()) {
+    // Regions covering most of the image: one full pass costs less than overlapping ones.
+    passes.assign(1, whole);
+  }
+  for (const auto& r : passes) run_pass_scaled(bgr, r, scale, threshold, raw);
+  return suppress(std::move(raw), options);
 }
 
 }  // namespace vigil

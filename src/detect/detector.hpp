@@ -20,15 +20,29 @@ class PlateDetector {
 
   // Every plate in the BGR image, in image pixels, NMS applied, highest score first. Thread-safe.
   std::vector<Detection> detect(const cv::Mat& bgr, const DetectorOptions& options) const;
+  // Only inside `regions` (image pixels), each searched at the scale of a full pass over the image (no
+  // tiles); regions covering most of the image become one full pass. Thread-safe.
+  std::vector<Detection> detect(const cv::Mat& bgr, const DetectorOptions& options,
+                                const std::vector<cv::Rect>& regions) const;
 
   float default_threshold() const { return threshold_; }
   float default_nms_iou() const { return nms_iou_; }
   int default_input_size() const { return input_size_; }
 
  private:
-  // Runs the network on `roi` of the image scaled by `scale`; appends raw detections.
+  // A region is searched over at least this many network input pixels on each side.
+  static constexpr int kMinRegionNetPixels = 96;
+  // Regions adding up to this share of the image are searched in one full pass instead.
+  static constexpr double kFullPassAreaShare = 0.6;
+
+  // Non-maximum suppression of raw detections, highest score first, at most options.max_plates.
+  std::vector<Detection> suppress(std::vector<Detection> raw, const DetectorOptions& options) const;
+  // Runs the network on `roi` of the image scaled so its long side is `input_size`; appends raw detections.
   void run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_size, float threshold,
                 std::vector<Detection>& out) const;
+  // Runs the network on `roi` of the image scaled by `scale`; appends raw detections.
+  void run_pass_scaled(const cv::Mat& bgr, const cv::Rect& roi, double scale, float threshold,
+                       std::vector<Detection>& out) const;
 
   std::shared_ptr<NetPool> nets_;
   int input_size_ = 512;

@@ -44,6 +44,18 @@ constexpr float kTwoLineMaxAspect = 3.0f;
 
 }  // namespace
 
+const char* to_string(Profile profile) { return profile == Profile::kEdge ? "edge" : "default"; }
+
+Result<Profile> parse_profile(std::string_view name) {
+  if (name == "default") return Profile::kDefault;
+  if (name == "edge") return Profile::kEdge;
+  return Error{"unknown profile '" + std::string(name) + "' (default, edge)"};
+}
+
+void apply_profile(Profile profile, RecognizerOptions& options) {
+  if (profile == Profile::kEdge) options.detector.tiles = false;
+}
+
 std::string find_data_dir() {
   if (const char* env = std::getenv("VIGIL_DATA_DIR"); env && *env && has_models(env)) return env;
   std::error_code ec;
@@ -200,14 +212,21 @@ Plate Recognizer::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& cor
   return p;
 }
 
-Recognition Recognizer::recognize(const cv::Mat& bgr) const {
+Recognition Recognizer::recognize(const cv::Mat& bgr) const { return recognize_impl(bgr, nullptr); }
+
+Recognition Recognizer::recognize(const cv::Mat& bgr, const std::vector<cv::Rect>& regions) const {
+  return recognize_impl(bgr, &regions);
+}
+
+Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions) const {
   Recognition r;
   if (bgr.empty()) return r;
   const auto t0 = Clock::now();
   cv::Mat image = bgr;
   if (bgr.channels() == 1) cv::cvtColor(bgr, image, cv::COLOR_GRAY2BGR);
   if (bgr.channels() == 4) cv::cvtColor(bgr, image, cv::COLOR_BGRA2BGR);
-  const auto detections = impl_->detector->detect(image, impl_->options.detector);
+  const auto detections = regions ? impl_->detector->detect(image, impl_->options.detector, *regions)
+                                  : impl_->detector->detect(image, impl_->options.detector);
   r.ms.detect_ms = ms_since(t0);
   const auto t1 = Clock::now();
   for (const auto& d : detections) {

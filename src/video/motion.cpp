@@ -45,11 +45,22 @@ double MotionGate::changed_fraction(const cv::Mat& bgr) {
   }
   // Averaging over the downscale already removes most sensor noise; the blur takes compression speckle.
   cv::GaussianBlur(current_, current_, cv::Size(3, 3), 0);
+  changed_area_ = cv::Rect(0, 0, bgr.cols, bgr.rows);
   if (reference_.empty()) return 1.0;
   cv::absdiff(current_, reference_, diff_);
   cv::threshold(diff_, diff_, options_.pixel_threshold, 255, cv::THRESH_BINARY);
   if (options_.dilate > 0) cv::dilate(diff_, diff_, cv::Mat(), cv::Point(-1, -1), options_.dilate);
   if (!mask_.empty()) cv::bitwise_and(diff_, mask_, diff_);
+  const cv::Rect changed = cv::boundingRect(diff_);
+  if (changed.empty()) {
+    changed_area_ = cv::Rect();
+  } else {
+    const double fx = double(bgr.cols) / diff_.cols, fy = double(bgr.rows) / diff_.rows;
+    changed_area_ = cv::Rect(cv::Point(int((changed.x - 1) * fx), int((changed.y - 1) * fy)),
+                             cv::Point(int(std::ceil((changed.br().x + 1) * fx)),
+                                       int(std::ceil((changed.br().y + 1) * fy)))) &
+                    cv::Rect(0, 0, bgr.cols, bgr.rows);
+  }
   return mask_area_ > 0 ? double(cv::countNonZero(diff_)) / mask_area_ : 0.0;
 }
 

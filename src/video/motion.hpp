@@ -19,6 +19,9 @@ class MotionGate {
   double changed_fraction(const cv::Mat& bgr);
   // True when a changed fraction is enough motion to recognise the frame.
   bool moving(double fraction) const { return fraction >= options_.area_min; }
+  // Where the frame last passed to changed_fraction() changed (frame pixels, widened by one compared
+  // pixel): the whole frame when there was no reference, empty when nothing changed.
+  cv::Rect changed_area() const { return changed_area_; }
   // The frame last passed to changed_fraction() becomes the reference.
   void accept();
   // Forgets the reference: the next frame counts as moving.
@@ -31,6 +34,7 @@ class MotionGate {
   cv::Mat mask_;  // ROI mask at the downscaled size; empty: whole frame
   int mask_area_ = 0;
   cv::Mat current_, reference_, diff_;
+  cv::Rect changed_area_;
 };
 
 }  // namespace vigil

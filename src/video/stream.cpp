@@ -37,6 +37,7 @@ struct Stream::Impl {
   void decode_loop();
   void recognize_loop();
   void process(const Frame& frame, MotionGate& gate, double& last_recognized_t, cv::Rect roi_rect);
+  std::vector<cv::Rect> detection_regions(const MotionGate& gate, const cv::Rect& area) const;
   void deliver(const std::vector<PlateEvent>& events, const Frame* trigger);
 
   const Recognizer& recognizer;
@@ -59,6 +60,13 @@ struct Stream::Impl {
   StreamTimings timings;
   std::string error;
 };
+
+void apply_profile(Profile profile, StreamOptions& options) {
+  if (profile == Profile::kEdge) {
+    options.motion.enabled = true;
+    options.motion_regions = true;
+  }
+}
 
 void Stream::Impl::decode_loop() {
   while (true) {
@@ -109,6 +117,36 @@ void Stream::Impl::deliver(const std::vector<PlateEvent>& events, const Frame* t
   }
 }
 
+std::vector<cv::Rect> Stream::Impl::detection_regions(const MotionGate& gate, const cv::Rect& area) const {
+  std::vector<cv::Rect> regions;
+  const cv::Rect changed = gate.changed_area();
+  if (!changed.empty()) {
+    // A margin for a plate at the edge of the changed pixels (a car's front moving into view).
+    const int margin = std::max(area.width, area.height) / 32;
+    regions.push_back(cv::Rect(changed.x - margin, changed.y - margin, changed.width + 2 * margin,
+                               changed.height + 2 * margin) & area);
+  }
+  for (const auto& t : tracker.open_tracks()) {
+    // Where the plate can be by now: its last box grown by its own size on every side.
+    const cv::Rect& b = t.box;
+    regions.push_back(cv::Rect(b.x - b.width, b.y - b.height, 3 * b.width, 3 * b.height) & area);
+  }
+  // Overlapping regions become their union, so no part of the frame is searched twice.
+  for (bool merged = true; merged;) {
+    merged = false;
+    for (std::size_t i = 0; i < regions.size() && !merged; ++i)
+      for (std::size_t j = i + 1; j < regions.size(); ++j)
+        if ((regions[i] & regions[j]).area() > 0) {
+          regions[i] |= regions[j];
+          regions.erase(regions.begin() + std::ptrdiff_t(j));
+          merged = true;
+          break;
+        }
+  }
+  std::erase_if(regions, [](const cv::Rect& r) { return r.empty(); });
+  return regions;
+}
+
 void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_recognized_t,
                            cv::Rect roi_rect) {
   if (options.timings) {
@@ -135,7 +173,10 @@ void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_re
     Recognition r;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      r = recognizer.recognize(area == full ? frame.image : frame.image(area));
+      if (options.motion_regions && options.motion.enabled)
+        r = recognizer.recognize(frame.image, detection_regions(gate, area));
+      else
+        r = recognizer.recognize(area == full ? frame.image : frame.image(area));
     } catch (const std::exception& e) {
       failed = true;
       vigil::log(LogLevel::kWarn, options.camera_id + ": recognition failed on frame " +
@@ -143,10 +184,11 @@ void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_re
     }
     recognize_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!failed) {
+      const cv::Point offset = options.motion_regions && options.motion.enabled ? cv::Point() : area.tl();
       for (auto& p : r.plates) {
-        p.box.x += area.x;
-        p.box.y += area.y;
-        for (auto& c : p.corners) c += cv::Point2f(float(area.x), float(area.y));
+        p.box.x += offset.x;
+        p.box.y += offset.y;
+        for (auto& c : p.corners) c += cv::Point2f(float(offset.x), float(offset.y));
         const cv::Point2f centre(p.box.x + p.box.width * 0.5f, p.box.y + p.box.height * 0.5f);
         const bool inside = options.roi.size() < 3 || cv::pointPolygonTest(options.roi, centre, false) >= 0;
         if (!inside || p.box.width < options.plate_width_min) {
