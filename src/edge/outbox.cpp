@@ -417,6 +417,8 @@ COMMIT;
         client->set_read_timeout(whole, usec);
         client->set_write_timeout(whole, usec);
         client->set_keep_alive(true);
+        // Without it the body waits for the server's delayed ACK of the headers (40 ms a batch).
+        client->set_tcp_nodelay(true);
         client->set_bearer_token_auth(opt.token);
       }
       cli = client.get();

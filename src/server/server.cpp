@@ -975,7 +975,10 @@ Result<int> Server::start() {
       std::max({m.opt.body_max_bytes, m.opt.import_max_bytes, m.opt.sightings_max_bytes}));
   m.http.set_read_timeout(m.opt.read_timeout_s, 0);
   m.http.set_write_timeout(m.opt.read_timeout_s, 0);
-  m.http.set_keep_alive_timeout(5);
+  // An idle keep-alive connection holds a worker thread: keep it short so many cameras, each posting
+  // now and then, share the pool; and let a busy client reuse its connection for many requests.
+  m.http.set_keep_alive_timeout(1);
+  m.http.set_keep_alive_max_count(1000);
   // Headers and body go out in separate writes; with Nagle's algorithm the second waits for the
   // client's delayed ACK (40 ms on Linux) on every response.
   m.http.set_tcp_nodelay(true);
