@@ -250,10 +250,19 @@ cleanup_outside() {
 }
 trap cleanup_outside EXIT
 
+# A private mount namespace; where "/" is not a mount point (inside a chroot) its propagation cannot be
+# changed, and the namespace keeps the parent's (the cleanup traps still unmount everything).
+if unshare --mount --propagation private true 2>/dev/null; then
+  private_ns=(unshare --mount --propagation private)
+else
+  private_ns=(unshare --mount --propagation unchanged)
+  say "note: mount propagation cannot be made private here (a chroot?); using the parent's"
+fi
+
 t=$SECONDS
 if [ ! -f "$tarball" ]; then
   say "debootstrap --variant=minbase $suite from $mirror (cached for the next run as $tarball)"
-  unshare --mount --propagation private \
+  "${private_ns[@]}" \
     debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$cache/debootstrap.log" 2>&1 || {
     tail -30 "$cache/debootstrap.log"
     fail "debootstrap failed (log: $cache/debootstrap.log)"
@@ -267,5 +276,5 @@ else
   say "minimal Debian $suite root from the cache: $(elapsed $t)"
 fi
 
-unshare --mount --propagation private bash "$0" --in-namespace "$build" "$root" "$deb"
+"${private_ns[@]}" bash "$0" --in-namespace "$build" "$root" "$deb"
 say "OK in $(elapsed $start)"
