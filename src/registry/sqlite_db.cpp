@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <thread>
 #include <filesystem>
 #include <mutex>
 #include <unordered_map>
@@ -202,7 +203,14 @@ RegistryResult<std::unique_ptr<Connection>> connect(const SqliteOptions& o, std:
   auto c = std::make_unique<SqliteConnection>(db, o.path, o.busy_timeout_ms, writer);
   // WAL: readers and the writer do not block each other; FULL: a sighting acknowledged to a camera
   // survives a power cut.
+  // Switching a new file to WAL while another process does the same can answer SQLITE_BUSY at once,
+  // without the busy handler: retry until the busy timeout.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(o.busy_timeout_ms);
   auto mode = c->query("PRAGMA journal_mode=WAL");
+  while (!mode && mode.failure() == Failure::kBusy && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    mode = c->query("PRAGMA journal_mode=WAL");
+  }
   if (!mode) return mode.error_detail();
   if (mode->empty() || as_text(mode->front().front()) != "wal")
     return RegistryError{Failure::kStorage, "database " + o.path +
