@@ -1,6 +1,7 @@
 // Rectification geometry, model loading errors, and the committed models on the bundled samples.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -196,6 +197,53 @@ TEST_F(ModelTest, RegionsFindThePlatesInsideThemAsAFullPassDoes) {
   EXPECT_TRUE(sky.plates.empty());
 }
 
+TEST_F(ModelTest, WeakDetectionsCountOnlyWhenTheReaderConfirmsAPlate) {
+  const cv::Mat img = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg");
+  ASSERT_FALSE(img.empty());
+  const auto sure = rec_->recognize(img);
+  ASSERT_FALSE(sure.plates.empty());
+  const Plate& plate = sure.plates.front();
+  ASSERT_TRUE(plate.fits_format && plate.confidence >= 0.5f) << plate.text << " " << plate.confidence;
+
+  // A detector threshold above every score makes every detection weak.
+  auto with = [&](float weak_threshold, float weak_min_confidence, int max_weak_reads) {
+    RecognizerOptions o;
+    o.detector.score_threshold = 0.999f;
+    o.weak_threshold = weak_threshold;
+    o.weak_min_confidence = weak_min_confidence;
+    o.max_weak_reads = max_weak_reads;
+    auto r = Recognizer::load(o);
+    EXPECT_TRUE(r.ok()) << r.error();
+    return r->recognize(img);
+  };
+  // Confirmed by its read: the same plate, and nothing that fits no format or reads weakly.
+  const auto confirmed = with(0.05f, 0.5f, 32);
+  bool found = false;
+  for (const auto& p : confirmed.plates) {
+    EXPECT_TRUE(p.fits_format) << p.text;
+    EXPECT_GE(p.confidence, 0.5f) << p.text;
+    EXPECT_LT(p.detection_confidence, 0.999f);
+    found |= p.text == plate.text && (p.box & plate.box).area() > 0.5 * plate.box.area();
+  }
+  EXPECT_TRUE(found) << plate.text << " not kept as a confirmed weak detection";
+  // A read that cannot be confident enough confirms nothing; no weak reads allowed keeps nothing.
+  EXPECT_TRUE(with(0.05f, 1.01f, 32).plates.empty());
+  EXPECT_TRUE(with(0.05f, 0.5f, 0).plates.empty());
+  // Weak threshold at or above the detector's: off.
+  EXPECT_TRUE(with(0.999f, 0.0f, 32).plates.empty());
+  // A plain grey image has no weak detection the reader would confirm.
+  RecognizerOptions o;
+  o.weak_threshold = 0.01f;
+  auto low = Recognizer::load(o);
+  ASSERT_TRUE(low.ok()) << low.error();
+  EXPECT_TRUE(low->recognize(cv::Mat(480, 640, CV_8UC3, cv::Scalar(128, 128, 128))).plates.empty());
+  // The detector alone flags weak detections only when asked for them.
+  for (const auto& d : low->detect(img)) EXPECT_FALSE(d.weak);
+  const auto all = low->detect(img, true);
+  const auto weak = std::count_if(all.begin(), all.end(), [](const Detection& d) { return d.weak; });
+  EXPECT_LE(weak, o.max_weak_reads);
+}
+
 TEST(Profiles, ParseApplyAndName) {
   EXPECT_EQ(parse_profile("edge").value(), Profile::kEdge);
   EXPECT_EQ(parse_profile("default").value(), Profile::kDefault);
@@ -206,8 +254,10 @@ TEST(Profiles, ParseApplyAndName) {
   RecognizerOptions o;
   apply_profile(Profile::kDefault, o);
   EXPECT_TRUE(o.detector.tiles);
+  EXPECT_GT(o.max_weak_reads, 0);
   apply_profile(Profile::kEdge, o);
   EXPECT_FALSE(o.detector.tiles);
+  EXPECT_EQ(o.max_weak_reads, 0);
   StreamOptions s;
   s.motion.enabled = false;
   apply_profile(Profile::kEdge, s);

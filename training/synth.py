@@ -78,6 +78,14 @@ def _de(rng):
     return f"{district} {letters} {digits}"
 
 
+def _fr_old(rng):
+    """French FNI (until 2009): 1-4 digits, 1-3 letters, the departement; 8 characters at most."""
+    letters = int(rng.choice([1, 2, 3], p=[0.1, 0.6, 0.3]))
+    digits = int(rng.integers(1, 9 - 2 - letters)) if letters == 3 else int(rng.integers(1, 5))
+    sep = _pick(rng, [" ", " ", "-"])
+    return sep.join([_gen(rng, "D" * digits), _gen(rng, "L" * letters), _gen(rng, "DD")])
+
+
 # country: (strip code, background, text colour, list of display-text generators, two-line generators)
 COUNTRIES = {
     "cz": ("CZ", "white", "black", [lambda r: _gen(r, "DLA DDDD"), lambda r: _gen(r, "DLD DDDD")],
@@ -94,7 +102,7 @@ COUNTRIES = {
     "si": ("SLO", "white", "black", [lambda r: _gen(r, "LL LL-DDD"), lambda r: _gen(r, "LL DD-DDL")], []),
     "ro": ("RO", "white", "black", [lambda r: _gen(r, "LL DD LLL"), lambda r: _gen(r, "L DDD LLL")], []),
     "it": ("I", "white", "black", [lambda r: _gen(r, "LL DDDLL")], []),
-    "fr": ("F", "white", "black", [lambda r: _gen(r, "LL-DDD-LL"), lambda r: _gen(r, "DDDD LL DD")],
+    "fr": ("F", "white", "black", [lambda r: _gen(r, "LL-DDD-LL"), _fr_old],
            [lambda r: (_gen(r, "LL-DDD"), _gen(r, "LL"))]),
     "es": ("E", "white", "black", [lambda r: _gen(r, "DDDD LLL")], [lambda r: (_gen(r, "DDDD"), _gen(r, "LLL"))]),
     "be": ("B", "white", "#a01010", [lambda r: _gen(r, "D-LLL-DDD")], []),
@@ -160,6 +168,15 @@ def render_plate(rng, country=None):
         fg = _pick(rng, ["#102a7a", "#101010", "#7a1010", "#0c5a20"])
     if country == "br" and rng.random() < 0.5:
         bg = "white"  # Mercosul
+    fr_old = False
+    if country == "fr" and not two_line:
+        disp = _pick(rng, gens)(rng)
+        fr_old = disp[2] != "-" or not disp[:2].isalpha()
+        if fr_old:  # FNI plates: white front, yellow rear, or the old black plates with silver text
+            bg, fg = [("white", "black"), ("#f2c400", "black"), ("#141414", "#d8d8d8")][
+                int(rng.choice(3, p=[0.35, 0.45, 0.2]))]
+            if bg == "#141414" or rng.random() < 0.4:  # the EU strip is optional on FNI plates
+                strip = None
     if rng.random() < 0.15:
         fonts = generic_fonts
     else:
@@ -173,7 +190,8 @@ def render_plate(rng, country=None):
         text = (top + bottom)
         W, H = (int(rng.integers(200, 300)), int(rng.integers(150, 210)))
     else:
-        disp = _pick(rng, gens)(rng)
+        if country != "fr":
+            disp = _pick(rng, gens)(rng)
         text = disp
         if country == "us":
             W, H = 300, 150
@@ -200,7 +218,7 @@ def render_plate(rng, country=None):
         d.text((border + sw / 2, H * (0.78 if not two_line else 0.6)), strip, font=code_font, fill="white",
                anchor="mm")
         x_left = border + sw + 6
-        if country in ("fr", "it"):
+        if country == "it" or (country == "fr" and not fr_old):
             d.rectangle([W - border - sw, border, W - border, H - border], fill="#1e3fa8")
             x_right = W - border - sw - 6
     if country == "at":

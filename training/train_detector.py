@@ -591,11 +591,15 @@ def verify_onnx(model, onnx_path, img_bgr, timing=True):
     return res
 
 
+WEAK_THRESHOLD = 0.2
+
+
 def write_sidecar(path, thr, training):
     d = {"name": "vigil-detector", "version": "1", "input_size": 512, "pad_multiple": 32, "stride": STRIDE,
          "channels": "RGB", "scale": 1 / 255, "mean": [0, 0, 0], "std": [1, 1, 1], "input": "image",
          "output": "out", "corner_scale": CORNER_SCALE, "score_threshold": thr, "nms_iou": 0.4,
-         "training": training}
+         # detections from here up to score_threshold are kept only when the reader confirms a plate
+         "weak_threshold": round(min(thr, WEAK_THRESHOLD), 2), "training": training}
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(d, f, indent=2)

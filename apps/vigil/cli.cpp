@@ -25,6 +25,9 @@ void RecognizerFlags::add_to(CLI::App& app) {
   app.add_option("--top", top, "Number of candidate reads kept per plate")->check(CLI::Range(1, 50));
   app.add_option("--threads", threads, "CPU threads (0: all cores)")->check(CLI::Range(0, 256));
   app.add_option("--detect-threshold", detect_threshold, "Detector score threshold 0..1 (default: the model's)");
+  app.add_option("--weak-threshold", weak_threshold,
+                 "Detector scores from here up to --detect-threshold count only when the read fits a plate "
+                 "format with confidence >= 0.5 (default: the model's; >= --detect-threshold: off)");
   app.add_option("--input-size", input_size, "Detector input long side in pixels (default: the model's)");
   app.add_flag("--no-tiles", no_tiles, "Do not search large images in tiles for small plates");
   app.add_option("--profile", profile,
@@ -47,6 +50,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.threads = threads;
   o.detector.score_threshold = detect_threshold;
   o.detector.input_size = input_size;
+  o.weak_threshold = weak_threshold;
   if (no_tiles) o.detector.tiles = false;
   return o;
 }

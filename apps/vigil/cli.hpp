@@ -18,6 +18,7 @@ struct RecognizerFlags {
   std::string models_dir, formats_file, country, reader = "neural", profile = "default";
   int top = 5, threads = 0, input_size = 0;
   float detect_threshold = -1.0f;
+  float weak_threshold = -1.0f;
   bool no_tiles = false;
   void add_to(CLI::App& app);
   Result<RecognizerOptions> to_options() const;

@@ -44,6 +44,14 @@ struct RecognizerOptions {
   DetectorOptions detector;
   DecodeOptions decode;
   float min_confidence = 0.0f;  // plates whose read confidence is below this are dropped (0..1)
+  // Weak detections: detector scores from weak_threshold up to the detector's threshold are read too,
+  // and kept only when the reader confirms a plate (a read fitting a known format with at least
+  // weak_min_confidence). Recovers plates the detector is unsure of (small, dirty, unusual) without the
+  // false boxes a lower detector threshold brings. weak_threshold < 0: the model's recommendation
+  // (detector.json "weak_threshold"); at or above the detector threshold: off.
+  float weak_threshold = -1.0f;
+  float weak_min_confidence = 0.5f;
+  int max_weak_reads = 2;  // per image (or frame), highest detector scores first: bounds the extra reads
   int threads = 0;              // OpenCV threads; 0 = OpenCV's default (all cores)
   std::size_t max_pixels = 50'000'000;  // larger images are refused with a message (memory bound)
 };
@@ -86,6 +94,7 @@ struct Detection {
   cv::Rect box;
   std::array<cv::Point2f, 4> corners{};
   float score = 0.0f;
+  bool weak = false;  // below the detector threshold: a plate only if the reader confirms it
 };
 
 class Recognizer {
@@ -107,8 +116,9 @@ class Recognizer {
   // plates inside them are found as in a full pass for a fraction of the work. Regions adding up to most
   // of the image are searched in one full pass; no regions: no plates.
   Recognition recognize(const cv::Mat& bgr, const std::vector<cv::Rect>& regions) const;
-  // Only the detector.
-  std::vector<Detection> detect(const cv::Mat& bgr) const;
+  // Only the detector: detections at or above its threshold, then weak ones (see
+  // RecognizerOptions::weak_threshold) when `with_weak`, each flagged.
+  std::vector<Detection> detect(const cv::Mat& bgr, bool with_weak = false) const;
   // Reads one plate given its four corners (TL, TR, BR, BL) in image pixels.
   Plate read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const;
 

@@ -29,6 +29,7 @@ Result<PlateDetector> PlateDetector::load(const std::string& models_dir) {
     d.stride_ = j.value("stride", 4);
     d.corner_scale_ = j.value("corner_scale", 16.0f);
     d.threshold_ = j.value("score_threshold", 0.3f);
+    d.weak_threshold_ = std::min(d.threshold_, j.value("weak_threshold", d.threshold_));
     d.nms_iou_ = j.value("nms_iou", 0.4f);
     d.rgb_ = j.value("channels", std::string("RGB")) == "RGB";
     d.scale_ = j.value("scale", 1.0 / 255.0);

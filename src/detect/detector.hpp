@@ -26,6 +26,7 @@ class PlateDetector {
                                 const std::vector<cv::Rect>& regions) const;
 
   float default_threshold() const { return threshold_; }
+  float default_weak_threshold() const { return weak_threshold_; }
   float default_nms_iou() const { return nms_iou_; }
   int default_input_size() const { return input_size_; }
 
@@ -50,6 +51,7 @@ class PlateDetector {
   int stride_ = 4;
   float corner_scale_ = 16.0f;
   float threshold_ = 0.3f;
+  float weak_threshold_ = 0.3f;  // = threshold_ when the sidecar has none: no weak detections
   float nms_iou_ = 0.4f;
   bool rgb_ = true;
   double scale_ = 1.0 / 255.0;

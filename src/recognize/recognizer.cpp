@@ -53,7 +53,10 @@ Result<Profile> parse_profile(std::string_view name) {
 }
 
 void apply_profile(Profile profile, RecognizerOptions& options) {
-  if (profile == Profile::kEdge) options.detector.tiles = false;
+  if (profile == Profile::kEdge) {
+    options.detector.tiles = false;
+    options.max_weak_reads = 0;  // in video a plate crosses the detector threshold as it comes closer
+  }
 }
 
 std::string find_data_dir() {
@@ -135,6 +138,30 @@ struct Recognizer::Impl {
   }
 #endif
 
+  // Detections at or above the detector threshold, then at most max_weak_reads weak ones (flagged).
+  std::vector<Detection> detect(const cv::Mat& bgr, const std::vector<cv::Rect>* regions, bool with_weak) const {
+    DetectorOptions o = options.detector;
+    const float strong = o.score_threshold >= 0 ? o.score_threshold : detector->default_threshold();
+    const float weak = options.weak_threshold >= 0 ? options.weak_threshold : detector->default_weak_threshold();
+    const bool any_weak = with_weak && weak < strong && options.max_weak_reads > 0;
+    o.score_threshold = any_weak ? weak : strong;
+    auto found = regions ? detector->detect(bgr, o, *regions) : detector->detect(bgr, o);
+    // NMS kept the highest scores first, so a weak box never displaces a plate the detector is sure of.
+    std::vector<Detection> out;
+    int weak_kept = 0;
+    for (auto& d : found) {
+      d.weak = d.score < strong;
+      if (d.weak && weak_kept++ >= options.max_weak_reads) continue;
+      out.push_back(d);
+    }
+    return out;
+  }
+
+  // Whether the read of a weak detection shows a plate: a known format, read with confidence.
+  bool confirms(const Plate& p) const {
+    return p.fits_format && p.confidence >= options.weak_min_confidence;
+  }
+
   Plate read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
 #ifdef VIGIL_HAVE_TESSERACT
     if (options.reader == ReaderKind::kTesseract) return read_tesseract(bgr, corners);
@@ -198,8 +225,8 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
   return Recognizer(std::move(impl));
 }
 
-std::vector<Detection> Recognizer::detect(const cv::Mat& bgr) const {
-  return impl_->detector->detect(bgr, impl_->options.detector);
+std::vector<Detection> Recognizer::detect(const cv::Mat& bgr, bool with_weak) const {
+  return impl_->detect(bgr, nullptr, with_weak);
 }
 
 Plate Recognizer::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
@@ -225,8 +252,7 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
   cv::Mat image = bgr;
   if (bgr.channels() == 1) cv::cvtColor(bgr, image, cv::COLOR_GRAY2BGR);
   if (bgr.channels() == 4) cv::cvtColor(bgr, image, cv::COLOR_BGRA2BGR);
-  const auto detections = regions ? impl_->detector->detect(image, impl_->options.detector, *regions)
-                                  : impl_->detector->detect(image, impl_->options.detector);
+  const auto detections = impl_->detect(image, regions, true);
   r.ms.detect_ms = ms_since(t0);
   const auto t1 = Clock::now();
   for (const auto& d : detections) {
@@ -234,6 +260,7 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
     p.detection_confidence = d.score;
     p.box = d.box;
     if (p.text.empty() || p.confidence < impl_->options.min_confidence) continue;
+    if (d.weak && !impl_->confirms(p)) continue;
     r.plates.push_back(std::move(p));
   }
   std::stable_sort(r.plates.begin(), r.plates.end(),
