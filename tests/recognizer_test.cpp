@@ -255,9 +255,11 @@ TEST(Profiles, ParseApplyAndName) {
   apply_profile(Profile::kDefault, o);
   EXPECT_TRUE(o.detector.tiles);
   EXPECT_GT(o.max_weak_reads, 0);
+  EXPECT_TRUE(o.second_look);
   apply_profile(Profile::kEdge, o);
   EXPECT_FALSE(o.detector.tiles);
   EXPECT_EQ(o.max_weak_reads, 0);
+  EXPECT_FALSE(o.second_look);
   StreamOptions s;
   s.motion.enabled = false;
   apply_profile(Profile::kEdge, s);

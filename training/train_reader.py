@@ -288,6 +288,8 @@ def export(model, out_path, meta):
         "scale": 1 / 255.0, "mean": MEAN, "std": STD,
         "alphabet": ALPHABET, "blank": 0, "output": "logits", "output_layout": "N,C,1,T logits; softmax over C",
         "margin_x": MARGIN_X, "margin_y": MARGIN_Y,
+        # an uncertain read is read again with these wider margins (chosen on the train splits)
+        "second_look_margins": [2 * MARGIN_X, 1.6 * MARGIN_Y],
         "two_line": {"warp_width": IN_W // 2, "warp_height": 2 * IN_H, "halves": "side by side"},
         "training": meta,
     }

@@ -51,6 +51,9 @@ struct RecognizerOptions {
   // (detector.json "weak_threshold"); at or above the detector threshold: off.
   float weak_threshold = -1.0f;
   float weak_min_confidence = 0.5f;
+  // An uncertain read (below 0.9, or fitting no format) is read again from a wider crop around the
+  // detected corners (reader.json "second_look_margins"), and the better of the two kept.
+  bool second_look = true;
   int max_weak_reads = 2;  // per image (or frame), highest detector scores first: bounds the extra reads
   int threads = 0;              // OpenCV threads; 0 = OpenCV's default (all cores)
   std::size_t max_pixels = 50'000'000;  // larger images are refused with a message (memory bound)

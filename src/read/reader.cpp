@@ -56,6 +56,13 @@ Result<NeuralReader> NeuralReader::load(const std::string& models_dir) {
     r.geometry_.height = j.at("input_height");
     r.geometry_.margin_x = j.value("margin_x", 0.04f);
     r.geometry_.margin_y = j.value("margin_y", 0.10f);
+    r.second_look_ = r.geometry_;
+    r.second_look_.margin_x = 2.0f * r.geometry_.margin_x;
+    r.second_look_.margin_y = 1.6f * r.geometry_.margin_y;
+    if (j.contains("second_look_margins")) {
+      r.second_look_.margin_x = j["second_look_margins"].at(0).get<float>();
+      r.second_look_.margin_y = j["second_look_margins"].at(1).get<float>();
+    }
     r.alphabet_ = j.at("alphabet");
     r.scale_ = j.value("scale", 1.0 / 255.0);
     r.mean_ = j.value("mean", 0.5);
@@ -74,7 +81,12 @@ Result<NeuralReader> NeuralReader::load(const std::string& models_dir) {
 }
 
 CtcOutput NeuralReader::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& quad, bool two_line) const {
-  cv::Mat plate = rectify_plate(bgr, quad, two_line, geometry_);
+  return read(bgr, quad, two_line, geometry_);
+}
+
+CtcOutput NeuralReader::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& quad, bool two_line,
+                             const RectifyGeometry& geometry) const {
+  cv::Mat plate = rectify_plate(bgr, quad, two_line, geometry);
   cv::Mat grey;
   if (plate.channels() == 3)
     cv::cvtColor(plate, grey, cv::COLOR_BGR2GRAY);

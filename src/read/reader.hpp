@@ -38,15 +38,21 @@ class NeuralReader {
 
   // Per-step character probabilities for the plate with the given corners. Thread-safe.
   CtcOutput read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& quad, bool two_line) const;
+  // The same with other margins around the quad.
+  CtcOutput read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& quad, bool two_line,
+                 const RectifyGeometry& geometry) const;
   // The same on an already rectified grey width x height image.
   CtcOutput read_rectified(const cv::Mat& grey) const;
 
   const RectifyGeometry& geometry() const { return geometry_; }
+  // Wider margins for a second look at an uncertain read (a detector quad cutting into the characters).
+  const RectifyGeometry& second_look_geometry() const { return second_look_; }
   bool supports_two_line() const { return two_line_; }
 
  private:
   std::shared_ptr<NetPool> nets_;
   RectifyGeometry geometry_;
+  RectifyGeometry second_look_;
   std::string alphabet_;
   double scale_ = 1.0 / 255.0;
   double mean_ = 0.5, std_ = 0.5;

@@ -41,6 +41,8 @@ std::string formats_in(const fs::path& dir) {
 
 // Plates whose reads are better as two lines are squarish; a one-line EU plate is ~4.7:1.
 constexpr float kTwoLineMaxAspect = 3.0f;
+// Reads fitting a format at least this sure get no second look.
+constexpr float kSureRead = 0.9f;
 
 }  // namespace
 
@@ -55,7 +57,9 @@ Result<Profile> parse_profile(std::string_view name) {
 void apply_profile(Profile profile, RecognizerOptions& options) {
   if (profile == Profile::kEdge) {
     options.detector.tiles = false;
-    options.max_weak_reads = 0;  // in video a plate crosses the detector threshold as it comes closer
+    // In video a plate crosses the detector threshold and is read surely as it comes closer.
+    options.max_weak_reads = 0;
+    options.second_look = false;
   }
 }
 
@@ -94,6 +98,13 @@ struct Recognizer::Impl {
         best = std::move(two);
         two_line = true;
       }
+    }
+    if (options.second_look && !(best.fits_format && best.confidence >= kSureRead)) {
+      // Detector corners sometimes cut into the first or last character: a wider crop, kept when better.
+      Decoded wide = decode(reader->read(bgr, corners, two_line, reader->second_look_geometry()), formats,
+                            options.decode);
+      if (std::pair(wide.fits_format, wide.confidence) > std::pair(best.fits_format, best.confidence))
+        best = std::move(wide);
     }
     Plate p;
     p.text = best.text;
