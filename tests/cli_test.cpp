@@ -764,6 +764,38 @@ TEST_F(CliTest, BenchMissingDatasetIsAnError) {
   EXPECT_EQ(usage.status, 2) << usage;
 }
 
+TEST_F(CliTest, BenchIouDecidesWhatCountsAsFound) {
+  // A ground-truth box drawn loosely around the sample's plate: 1.8 times its width and height, so a
+  // tight detection overlaps it by about 0.3.
+  const std::string sample = std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg";
+  const auto read = run_vigil({"read", "--json", sample});
+  ASSERT_EQ(read.status, 0) << read;
+  const auto lines = json_lines(read.out);
+  ASSERT_EQ(lines.size(), 1u) << read;
+  ASSERT_FALSE(lines[0]["plates"].empty()) << read;
+  const auto& box = lines[0]["plates"][0]["box"];
+  const double w = box[2], h = box[3], cx = box[0].get<double>() + w / 2, cy = box[1].get<double>() + h / 2;
+  fs::create_directories(path("loose/images"));
+  fs::copy_file(sample, path("loose/images/close.jpg"));
+  char row[256];
+  std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f\n", lines[0]["width"].get<int>(),
+                lines[0]["height"].get<int>(), cx - 0.9 * w, cy - 0.9 * h, cx + 0.9 * w, cy + 0.9 * h);
+  const std::string csv =
+      write_file("loose/labels.csv", std::string("filename,width,height,class,xmin,ymin,xmax,ymax\n") + row);
+  auto recall_at = [&](const std::string& iou) {
+    const auto r = run_vigil({"bench", "--json", "--iou", iou, csv});
+    EXPECT_EQ(r.status, 0) << r;
+    const json all = json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(all.is_array() && all.size() == 1u) << r;
+    if (!all.is_array() || all.empty()) return -1.0;
+    EXPECT_DOUBLE_EQ(all[0]["iou"].get<double>(), std::stod(iou));
+    return all[0]["detection_recall"].get<double>();
+  };
+  EXPECT_EQ(recall_at("0.5"), 0.0);
+  EXPECT_EQ(recall_at("0.2"), 1.0);
+  EXPECT_EQ(run_vigil({"bench", "--iou", "0", csv}).status, 2);
+}
+
 TEST_F(CliTest, BenchSplitSuffixPicksThePart) {
   // Enough small images that the seeded split puts some in each part.
   std::size_t n_test = 0, n_train = 0;
