@@ -244,6 +244,29 @@ TEST_F(ModelTest, WeakDetectionsCountOnlyWhenTheReaderConfirmsAPlate) {
   EXPECT_LE(weak, o.max_weak_reads);
 }
 
+TEST_F(ModelTest, SecondLookKeepsTheBetterOfTheTwoReads) {
+  RecognizerOptions off;
+  off.second_look = false;
+  auto once = Recognizer::load(off);
+  ASSERT_TRUE(once.ok()) << once.error();
+  const fs::path samples = fs::path(VIGIL_SOURCE_DIR) / "samples";
+  int compared = 0;
+  for (const auto& e : fs::directory_iterator(samples)) {
+    if (e.path().extension() != ".jpg") continue;
+    const cv::Mat img = cv::imread(e.path().string());
+    ASSERT_FALSE(img.empty()) << e.path();
+    // The same detections read with and without the second look.
+    for (const auto& d : rec_->detect(img)) {
+      const Plate twice = rec_->read(img, d.corners), first = once->read(img, d.corners);
+      EXPECT_GE(std::pair(twice.fits_format, twice.confidence), std::pair(first.fits_format, first.confidence))
+          << e.path().filename() << ": " << twice.text << " vs " << first.text;
+      if (first.fits_format && first.confidence >= 0.9f) EXPECT_EQ(twice.text, first.text);  // sure: no second look
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 0);
+}
+
 TEST(Profiles, ParseApplyAndName) {
   EXPECT_EQ(parse_profile("edge").value(), Profile::kEdge);
   EXPECT_EQ(parse_profile("default").value(), Profile::kDefault);

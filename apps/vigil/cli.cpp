@@ -30,6 +30,8 @@ void RecognizerFlags::add_to(CLI::App& app) {
                  "format with confidence >= 0.5 (default: the model's; >= --detect-threshold: off)");
   app.add_option("--input-size", input_size, "Detector input long side in pixels (default: the model's)");
   app.add_flag("--no-tiles", no_tiles, "Do not search large images in tiles for small plates");
+  app.add_flag("--no-second-look", no_second_look,
+               "Do not read uncertain plates again from a wider crop (faster, fewer exact reads)");
   app.add_option("--profile", profile,
                  "Speed/accuracy profile: default, or edge for small CPUs (no tile passes; in video, motion "
                  "gating and detection only where something moved or a track is open)")
@@ -52,6 +54,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.detector.input_size = input_size;
   o.weak_threshold = weak_threshold;
   if (no_tiles) o.detector.tiles = false;
+  if (no_second_look) o.second_look = false;
   return o;
 }
 

@@ -20,6 +20,7 @@ struct RecognizerFlags {
   float detect_threshold = -1.0f;
   float weak_threshold = -1.0f;
   bool no_tiles = false;
+  bool no_second_look = false;
   void add_to(CLI::App& app);
   Result<RecognizerOptions> to_options() const;
   Profile profile_value() const { return profile == "edge" ? Profile::kEdge : Profile::kDefault; }
