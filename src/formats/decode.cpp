@@ -420,15 +420,38 @@ struct Hypothesis {
   std::vector<int> matches;  // fitting formats, file order
 };
 
-// Country and format reported for a text: the preferred country's first fitting format, else the first.
+// log of the number of strings the narrowest of `format`'s layouts fitting `text` admits (+inf if none).
+double log_layout_size(const PlateFormat& format, const std::string& text) {
+  double best = std::numeric_limits<double>::infinity();
+  for (const auto& e : format.expansions) {
+    if (e.size() != text.size()) continue;
+    double size = 0;
+    for (std::size_t i = 0; i < e.size() && size < best; ++i) {
+      if (e[i].find(text[i]) == std::string::npos) {
+        size = best;
+        break;
+      }
+      size += std::log(double(e[i].size()));
+    }
+    best = std::min(best, size);
+  }
+  return best;
+}
+
+// Country and format reported for a text: the preferred country's first fitting format; otherwise the
+// most likely layout to have produced it: its prior times 1 / the number of strings the layout admits
+// (so Bucharest's "B 12 ABC" beats the Austrian and British layouts that also fit), file order among equals.
 const PlateFormat* reported_format(const FormatSet& formats, const std::vector<int>& matches,
-                                   const std::string& preferred) {
+                                   const std::string& preferred, const std::string& text) {
   for (const int f : matches)
     if (!preferred.empty() && formats.formats()[f].country == preferred) return &formats.formats()[f];
-  // Otherwise the most specific layout (highest prior), the first in file order among equals.
   const PlateFormat* best = nullptr;
-  for (const int f : matches)
-    if (!best || formats.formats()[f].prior > best->prior) best = &formats.formats()[f];
+  double best_score = -std::numeric_limits<double>::infinity();
+  for (const int f : matches) {
+    const PlateFormat& format = formats.formats()[f];
+    const double score = std::log(std::max(double(format.prior), 1e-30)) - log_layout_size(format, text);
+    if (!best || score > best_score) best = &format, best_score = score;
+  }
   return best;
 }
 
@@ -540,7 +563,7 @@ Decoded decode(const CtcOutput& out, const FormatSet& formats, const DecodeOptio
     Candidate c;
     c.text = hyps[i].text;
     c.confidence = static_cast<float>(std::exp(hyps[i].log_prob));
-    if (const PlateFormat* f = reported_format(formats, hyps[i].matches, options.preferred_country)) {
+    if (const PlateFormat* f = reported_format(formats, hyps[i].matches, options.preferred_country, hyps[i].text)) {
       c.country = f->country;
       c.format = f->name;
     }
