@@ -86,6 +86,16 @@ def _fr_old(rng):
     return sep.join([_gen(rng, "D" * digits), _gen(rng, "L" * letters), _gen(rng, "DD")])
 
 
+def _us_free(rng):
+    """Layouts of the many states and vanity plates: 5-8 characters of any kind, split in one or two places."""
+    n = int(rng.choice([5, 6, 7, 8], p=[0.15, 0.4, 0.35, 0.1]))
+    text = _gen(rng, "A" * n) if rng.random() < 0.6 else _gen(rng, "L" * n)
+    if rng.random() < 0.6:
+        cut = int(rng.integers(2, n - 1))
+        text = text[:cut] + " " + text[cut:]
+    return text
+
+
 # country: (strip code, background, text colour, list of display-text generators, two-line generators)
 COUNTRIES = {
     "cz": ("CZ", "white", "black", [lambda r: _gen(r, "DLA DDDD"), lambda r: _gen(r, "DLD DDDD")],
@@ -112,13 +122,13 @@ COUNTRIES = {
     "uk": ("UK", "white", "black", [lambda r: _gen(r, "LLDD LLL")], [lambda r: (_gen(r, "LLDD"), _gen(r, "LLL"))]),
     "us": (None, "white", "#102a7a", [lambda r: _gen(r, "LLL DDDD"), lambda r: _gen(r, "DLLLDDD"),
                                       lambda r: _gen(r, "LLLDDD"), lambda r: _gen(r, "DDD LLL"),
-                                      lambda r: _gen(r, "DLLDDDD")], []),
+                                      lambda r: _gen(r, "DLLDDDD"), _us_free], []),
     "br": (None, "#c8c8c8", "black", [lambda r: _gen(r, "LLL-DDDD"), lambda r: _gen(r, "LLLDLDD")],
            [lambda r: (_gen(r, "LLL"), _gen(r, "DDDD"))]),
 }
 
 COUNTRY_WEIGHTS = {"cz": 3, "sk": 1.5, "pl": 1.5, "de": 2, "at": 1, "hu": 1, "hr": 1, "si": 1, "ro": 1, "it": 1,
-                   "fr": 2, "es": 1.5, "be": 1, "ie": 1, "nl": 1, "uk": 2, "us": 2.5, "br": 2}
+                   "fr": 2, "es": 1.5, "be": 1, "ie": 1, "nl": 1, "uk": 2, "us": 3.5, "br": 2}
 US_STATES = ["CALIFORNIA", "TEXAS", "NEW YORK", "FLORIDA", "OHIO", "ILLINOIS", "NEVADA", "ARIZONA", "GEORGIA"]
 
 
@@ -151,6 +161,37 @@ def _draw_line(img, text, font_path, box, colour, rng):
     layer = layer.resize((max(4, target_w), bh))
     px = x0 + (bw - target_w) // 2 + int(rng.integers(-2, 3))
     img.paste(Image.new("RGB", layer.size, colour), (px, y0), layer)
+
+
+def _emblem(d, box, rng):
+    """A state emblem, logo or picture fragment in box (x0, y0, x1, y1): what US plates put between and
+    beside the characters, which the reader must learn not to read."""
+    x0, y0, x1, y1 = box
+    colour = tuple(int(c) for c in rng.integers(0, 220, 3))
+    kind = int(rng.integers(5))
+    if kind == 0:  # round seal
+        d.ellipse(box, fill=colour, outline=tuple(int(c) for c in rng.integers(0, 255, 3)), width=2)
+    elif kind == 1:  # state-outline-like polygon
+        n = int(rng.integers(5, 9))
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+        rad = rng.uniform(0.55, 1.0, n)
+        d.polygon([(cx + rx * r * np.cos(a), cy + ry * r * np.sin(a)) for a, r in zip(ang, rad)], fill=colour)
+    elif kind == 2:  # several strokes: a bird, a wave, a mountain
+        for _ in range(int(rng.integers(2, 5))):
+            pts = [(float(rng.uniform(x0, x1)), float(rng.uniform(y0, y1))) for _ in range(3)]
+            d.line(pts, fill=colour, width=int(rng.integers(2, 5)))
+    elif kind == 3:  # wheelchair-like pictogram on a blue square
+        d.rectangle(box, fill="#1e4fb8")
+        w, h = x1 - x0, y1 - y0
+        d.ellipse([x0 + w * 0.3, y0 + h * 0.4, x0 + w * 0.8, y0 + h * 0.9], outline="white", width=2)
+        d.line([(x0 + w * 0.45, y0 + h * 0.15), (x0 + w * 0.45, y0 + h * 0.6), (x0 + w * 0.8, y0 + h * 0.6)],
+               fill="white", width=3)
+    else:  # small stacked letters ("DP", "DV", "TRK")
+        letters = _pick(rng, ["DP", "DV", "TRK", "DIS", "PP"])
+        f = _font(_all_fonts()[1][0] if _all_fonts()[1] else _all_fonts()[0][0], max(8, int((y1 - y0) / len(letters))))
+        for i, ch in enumerate(letters):
+            d.text(((x0 + x1) / 2, y0 + (i + 0.5) * (y1 - y0) / len(letters)), ch, font=f, fill=colour, anchor="mm")
 
 
 def render_plate(rng, country=None):
@@ -225,7 +266,25 @@ def render_plate(rng, country=None):
         d.rectangle([border, border, W - border, border + H // 10], fill="#c8102e")
         d.rectangle([border, H - border - H // 10, W - border, H - border], fill="#c8102e")
         y_top, y_bottom = border + H // 10 + 3, H - border - H // 10 - 3
+    us_gap = None
     if country == "us":
+        if rng.random() < 0.35:  # a pictorial background: low-contrast blobs behind the text
+            for _ in range(int(rng.integers(2, 6))):
+                cx, cy = rng.uniform(0, W), rng.uniform(0, H)
+                r = rng.uniform(0.1, 0.4) * W
+                tint = tuple(int(c) for c in rng.integers(150, 256, 3))
+                d.ellipse([cx - r, cy - r * 0.6, cx + r, cy + r * 0.6], fill=tint)
+        if rng.random() < 0.5:  # registration stickers in the top corners
+            for cx in ([border + 6] if rng.random() < 0.5 else []) + ([W - border - 36] if rng.random() < 0.7 else []):
+                d.rectangle([cx, border + 3, cx + 30, border + 24], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+                d.text((cx + 15, border + 13), _gen(rng, "DD"), font=_font(generic_fonts[0] if generic_fonts else font_path, 12),
+                       fill="black", anchor="mm")
+        if rng.random() < 0.3:  # a graphic or stacked letters left of the characters
+            gw = int(W * rng.uniform(0.1, 0.2))
+            _emblem(d, (x_left, int(H * 0.3), x_left + gw, int(H * 0.8)), rng)
+            x_left += gw + 4
+        if " " in disp and rng.random() < 0.5:  # an emblem in the gap between the two groups
+            us_gap = rng.uniform(0.6, 1.1)
         state = _pick(rng, US_STATES)
         sf = _font(generic_fonts[0] if generic_fonts else font_path, int(H * 0.14))
         d.text((W / 2, border + H * 0.1), state, font=sf, fill=_pick(rng, ["#7a1010", "#102a7a", "#202020"]),
@@ -250,6 +309,16 @@ def render_plate(rng, country=None):
         gap = int(H * 0.04)
         _draw_line(img, top, font_path, (x_left, y_top, x_right, mid - gap), fg, rng)
         _draw_line(img, bottom, font_path, (x_left, mid + gap, x_right, y_bottom), fg, rng)
+    elif us_gap is not None:
+        pad = int((y_bottom - y_top) * rng.uniform(0.02, 0.12))
+        left, right = disp.split(" ", 1)
+        unit = (x_right - x_left) / (len(left) + len(right) + us_gap)
+        xl = x_left + int(unit * len(left))
+        xr = x_right - int(unit * len(right))
+        _draw_line(img, left, font_path, (x_left, y_top + pad, xl, y_bottom - pad), fg, rng)
+        _draw_line(img, right, font_path, (xr, y_top + pad, x_right, y_bottom - pad), fg, rng)
+        h = y_bottom - y_top - 2 * pad
+        _emblem(ImageDraw.Draw(img), (xl + 2, y_top + pad + h // 5, max(xl + 6, xr - 2), y_bottom - pad - h // 5), rng)
     else:
         pad = int((y_bottom - y_top) * rng.uniform(0.02, 0.12))
         _draw_line(img, disp, font_path, (x_left, y_top + pad, x_right, y_bottom - pad), fg, rng)

@@ -5,10 +5,16 @@ Data: synthetic plates of every supported country (training/synth.py) mixed with
 annotated datasets given on the command line (train parts of the seeded split only), degraded the way
 camera images are (small plates, blur, noise, glare, dirt, night) and cut out with the same rectification
 as the C++ reader (a quad expanded by fixed margins, warped to 128x32; two-line plates warped to 64x64 and
-their halves put side by side). Writes models/reader.onnx and models/reader.json.
+their halves put side by side). Half the time a real plate is cut out along the corners the detector found
+for it (--detections: `vigil read --json` over the same images), so the reader also learns the crops the
+pipeline will give it, not only the annotators' boxes. Writes models/reader.onnx and models/reader.json.
+
+  /usr/bin/python3 training/vigil_data.py list --split train ../shared/data/openalpr-us ... > train_images.txt
+  build/apps/vigil/vigil read --json --min-confidence 0 - < train_images.txt > detections.jsonl
 
   /usr/bin/python3 training/train_reader.py \
       --real ../shared/data/openalpr-us --real ../shared/data/openalpr-br --real ../shared/data/plates-fr/train \
+      --detections detections.jsonl \
       --eval ../shared/data/openalpr-us:test --eval ../shared/data/openalpr-br:test --eval ../shared/data/plates-fr/test \
       --fonts ../shared/data/fonts --backgrounds ../shared/data/negatives --minutes 75 --resume
   /usr/bin/python3 training/train_reader.py --smoke --out /tmp/reader.onnx      # CI: a minute, synthetic only
@@ -97,11 +103,44 @@ def rectify(img, quad, two_line):
 
 # ---------------------------------------------------------------- data
 
-class RealCrops:
-    """Context crops around each labelled plate, downscaled so the plate is at most ~220 px wide."""
+def load_detections(files):
+    """Plate corners found by the shipped pipeline, from `vigil read --json` output (one object per image):
+    {image path: [4x2 corners, ...]}."""
+    out = {}
+    for f in files:
+        with open(f) as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                d = json.loads(line)
+                out[os.path.abspath(d["image"])] = [np.float32(p["corners"]) for p in d.get("plates", [])]
+    return out
 
-    def __init__(self, paths, split="train"):
+
+def _best_overlap(quads, x, y, w, h, min_iou=0.3):
+    """The quad whose bounding box overlaps the box (x, y, w, h) most, if IoU >= min_iou."""
+    best, best_iou = None, min_iou
+    for q in quads:
+        qx0, qy0 = q.min(0)
+        qx1, qy1 = q.max(0)
+        ix = max(0.0, min(qx1, x + w) - max(qx0, x))
+        iy = max(0.0, min(qy1, y + h) - max(qy0, y))
+        inter = ix * iy
+        iou = inter / max(1e-6, (qx1 - qx0) * (qy1 - qy0) + w * h - inter)
+        if iou >= best_iou:
+            best, best_iou = q, iou
+    return best
+
+
+class RealCrops:
+    """Context crops around each labelled plate, downscaled so the plate is at most ~220 px wide. With
+    `detections` (see load_detections) each plate also keeps the corners the detector found for it, so the
+    reader learns the crops it will be given, not only the annotators' boxes."""
+
+    def __init__(self, paths, split="train", detections=None):
         self.items = []
+        self.with_detection = 0
         for spec in paths:
             path, _, sp = spec.partition(":")
             for s in vigil_data.load_dataset(path, sp or split):
@@ -120,7 +159,11 @@ class RealCrops:
                         crop = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
                     quad = np.float32([[p.x, p.y], [p.x + p.w, p.y], [p.x + p.w, p.y + p.h], [p.x, p.y + p.h]])
                     quad = (quad - [x0, y0]) * f
-                    self.items.append((crop, quad, p.text, os.path.basename(s.path)))
+                    found = _best_overlap((detections or {}).get(os.path.abspath(s.path), []), p.x, p.y, p.w, p.h)
+                    if found is not None:
+                        found = (found - [x0, y0]) * f
+                        self.with_detection += 1
+                    self.items.append((crop, quad, p.text, os.path.basename(s.path), found))
 
     def __len__(self):
         return len(self.items)
@@ -210,9 +253,9 @@ def synth_sample(rng, backgrounds):
 
 def make_sample(rng, real, backgrounds, p_real):
     if real is not None and len(real) and rng.random() < p_real:
-        crop, quad, text, _ = real.items[rng.integers(len(real))]
+        crop, quad, text, _, found = real.items[rng.integers(len(real))]
         two_line = False
-        img, quad = crop, quad.copy()
+        img, quad = crop, (found if found is not None and rng.random() < 0.5 else quad).copy()
     else:
         img, quad, text, two_line = synth_sample(rng, backgrounds)
     img, quad = shrink(img, quad, rng)
@@ -257,7 +300,7 @@ def evaluate(model, crops):
     model.eval()
     ok = 0
     with torch.no_grad():
-        for crop, quad, text, _ in crops.items:
+        for crop, quad, text, _, _ in crops.items:
             grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
             x = to_tensor([rectify(grey, quad, False)])
             p = torch.softmax(model(x), 1)[0, :, 0].numpy()
@@ -309,6 +352,9 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--p-real", type=float, default=0.5)
+    ap.add_argument("--detections", action="append", default=[],
+                    help="`vigil read --json` output over the --real images (repeatable): half the time a real "
+                         "plate is cut out along the corners the detector found for it")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default=os.path.join(os.path.dirname(__file__), "runs", "reader"))
@@ -327,10 +373,10 @@ def main():
         a.minutes = min(a.minutes, 0.5)
     os.makedirs(a.run_dir, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    real = RealCrops(a.real) if a.real else None
+    real = RealCrops(a.real, detections=load_detections(a.detections)) if a.real else None
     evals = {e: RealCrops([e if ":" in e else e + ":all"]) for e in a.eval}
     backgrounds = load_backgrounds(a.backgrounds) if a.backgrounds else []
-    print(f"real crops: {len(real) if real else 0}, eval: {', '.join(f'{k}={len(v)}' for k, v in evals.items())}, "
+    print(f"real crops: {len(real) if real else 0} ({real.with_detection if real else 0} with detector corners), eval: {', '.join(f'{k}={len(v)}' for k, v in evals.items())}, "
           f"backgrounds: {len(backgrounds)}", flush=True)
 
     model = Reader().to(device)
@@ -388,6 +434,7 @@ def main():
                         "minutes": round(state["seconds"] / 60, 1), "batch": a.batch, "seed": a.seed,
                         "real_datasets": [os.path.basename(r.rstrip("/").split(":")[0]) for r in a.real],
                         "real_crops": len(real) if real else 0, "p_real": a.p_real,
+                        "real_crops_with_detector_corners": real.with_detection if real else 0,
                         "held_out_greedy_exact_on_gt_crops": accs, "torch": torch.__version__,
                         "params": sum(p.numel() for p in model.parameters())}
                 diff = export(model, a.out, meta)

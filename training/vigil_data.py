@@ -8,6 +8,7 @@ fnv1a64("<seed>:<file name>") % 10000 < test_fraction * 10000.
 
   /usr/bin/python3 training/vigil_data.py check DATASET...     # images that do not decode / lie about type
   /usr/bin/python3 training/vigil_data.py stats DATASET... [--split test]
+  /usr/bin/python3 training/vigil_data.py list DATASET... --split train   # image paths, one per line
 """
 import argparse
 import csv
@@ -287,7 +288,7 @@ def check_image(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["check", "stats"])
+    ap.add_argument("command", choices=["check", "stats", "list"])
     ap.add_argument("datasets", nargs="+")
     ap.add_argument("--split", default="all", choices=["all", "train", "test"])
     ap.add_argument("--test-fraction", type=float, default=0.2)
@@ -297,6 +298,12 @@ def main():
     for d in a.datasets:
         warnings = []
         samples = load_dataset(d, a.split, a.test_fraction, a.seed, warnings)
+        if a.command == "list":
+            for w in warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            for s in samples:
+                print(s.path)
+            continue
         for w in warnings:
             print(f"warning: {w}")
         n_pl = sum(len(s.plates) for s in samples)

@@ -136,5 +136,46 @@ class RectifyTest(unittest.TestCase):
         self.assertLess(out[:, tr.IN_W // 2 + 4:].mean(), 50)
 
 
+class DetectionsTest(unittest.TestCase):
+    def test_real_crops_keep_the_overlapping_detection(self):
+        import json
+        import train_reader as tr
+        with tempfile.TemporaryDirectory() as d:
+            write_img(f"{d}/set/a.jpg", 400, 300)
+            write_img(f"{d}/set/b.jpg", 400, 300)
+            with open(f"{d}/set/a.txt", "w") as f:
+                f.write("a.jpg\t100\t100\t100\t30\tAB123\n")
+            with open(f"{d}/set/b.txt", "w") as f:
+                f.write("b.jpg\t100\t100\t100\t30\tCD456\n")
+            # As `vigil read --json` writes it: a's plate found slightly off, plus a far false positive;
+            # b's only detection is elsewhere.
+            with open(f"{d}/det.jsonl", "w") as f:
+                f.write(json.dumps({"image": f"{d}/set/a.jpg", "plates": [
+                    {"corners": [[300, 250], [340, 250], [340, 262], [300, 262]]},
+                    {"corners": [[104, 98], [204, 102], [202, 132], [102, 128]]}]}) + "\n")
+                f.write(json.dumps({"image": f"{d}/set/b.jpg", "plates": [
+                    {"corners": [[300, 250], [340, 250], [340, 262], [300, 262]]}]}) + "\n\n")
+            crops = tr.RealCrops([f"{d}/set:all"], detections=tr.load_detections([f"{d}/det.jsonl"]))
+            self.assertEqual(len(crops), 2)
+            self.assertEqual(crops.with_detection, 1)
+            by_text = {item[2]: item for item in crops.items}
+            # The crop starts half a plate left of and 0.8 plates above the box: (50, 76).
+            np.testing.assert_allclose(by_text["AB123"][4], [[54, 22], [154, 26], [152, 56], [52, 52]])
+            np.testing.assert_allclose(by_text["AB123"][1], [[50, 24], [150, 24], [150, 54], [50, 54]])
+            self.assertIsNone(by_text["CD456"][4])
+            # make_sample uses either quad.
+            rng = np.random.default_rng(0)
+            img, text = tr.make_sample(rng, crops, [], 1.0)
+            self.assertEqual(img.shape, (tr.IN_H, tr.IN_W))
+            self.assertIn(text, ("AB123", "CD456"))
+
+    def test_synthetic_us_plates_with_emblems(self):
+        rng = np.random.default_rng(3)
+        for _ in range(60):
+            img, text, two = synth.render_plate(rng, "us")
+            self.assertRegex(text, r"^[A-Z0-9]{5,8}$")
+            self.assertFalse(two)
+
+
 if __name__ == "__main__":
     unittest.main()
