@@ -144,6 +144,7 @@ class Sampler:
 
     def __init__(self, real, negatives, rng, size=320, synth_p=0.35):
         self.real, self.neg, self.rng, self.S, self.synth_p = real, negatives, rng, size, synth_p
+        self.p_tilt = 0.25  # share of real crops turned by up to +-30 degrees
         try:
             import synth
             self.render = synth.render_plate
@@ -190,6 +191,9 @@ class Sampler:
         ty = min(0.0, max(ty, S - sy * h)) if sy * h >= S else (0.0 if rng.random() < 0.7 else min(0.0, max(ty, S - sy * h)))
         px, py = tx + sx * cx, ty + sy * cy
         M = np.array([[sx, 0, px - sx * cx], [0, sy, py - sy * cy]], np.float32)
+        if rng.random() < self.p_tilt:  # a tilted camera or plate: turn the view about the plate's spot
+            R = cv2.getRotationMatrix2D((float(px), float(py)), float(rng.uniform(-30, 30)), 1.0)
+            M = (R @ np.vstack([M, [0, 0, 1]])).astype(np.float32)
         interp = cv2.INTER_AREA if s < 0.7 else cv2.INTER_LINEAR
         if s < 0.5:  # INTER_AREA is not used by warpAffine: pre-blur to avoid aliasing
             k = int(1 / s) | 1
@@ -198,9 +202,8 @@ class Sampler:
         out = cv2.warpAffine(img, M, (S, S), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
         plates = []
         for b in boxes:
-            c = box_corners(b)
-            c = c * np.array([sx, sy], np.float32) + M[:, 2]
-            plates.append((c, False))
+            c = box_corners(b) @ M[:, :2].T + M[:, 2]
+            plates.append((c.astype(np.float32), False))
         return out, plates
 
     def plate_quad(self, pw, ph, tw):
@@ -208,7 +211,7 @@ class Sampler:
         rng = self.rng
         yaw = math.radians(rng.uniform(-30, 30) if rng.random() < 0.8 else rng.uniform(-45, 45))
         pitch = math.radians(rng.uniform(-20, 20))
-        roll = math.radians(rng.normal(0, 5) if rng.random() < 0.8 else rng.uniform(-20, 20))
+        roll = math.radians(rng.normal(0, 5) if rng.random() < 0.75 else rng.uniform(-30, 30))
         k = tw / pw
         pts = np.array([[-pw / 2, -ph / 2, 0], [pw / 2, -ph / 2, 0], [pw / 2, ph / 2, 0], [-pw / 2, ph / 2, 0]]) * k
         cy_, sy_ = math.cos(yaw), math.sin(yaw)
