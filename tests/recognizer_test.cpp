@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -265,6 +266,71 @@ TEST_F(ModelTest, SecondLookKeepsTheBetterOfTheTwoReads) {
     }
   }
   EXPECT_GT(compared, 0);
+}
+
+// The close-up sample and where its plate (BR07AAC) is.
+struct CloseUp {
+  cv::Mat img;
+  cv::Rect plate;
+};
+
+CloseUp close_up(const Recognizer& rec) {
+  CloseUp c;
+  c.img = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg");
+  if (c.img.empty()) return c;
+  for (const auto& p : rec.recognize(c.img).plates)
+    if (p.text == "BR07AAC") c.plate = p.box;
+  return c;
+}
+
+TEST_F(ModelTest, TiltedPlatesAreRead) {
+  const CloseUp c = close_up(*rec_);
+  ASSERT_FALSE(c.img.empty());
+  ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
+  const cv::Point2f centre(c.plate.x + c.plate.width / 2.0f, c.plate.y + c.plate.height / 2.0f);
+  for (const double angle : {-20.0, -10.0, 10.0, 20.0}) {
+    SCOPED_TRACE(angle);
+    cv::Mat turned;
+    cv::warpAffine(c.img, turned, cv::getRotationMatrix2D(centre, angle, 1.0), c.img.size(), cv::INTER_LINEAR,
+                   cv::BORDER_REPLICATE);
+    bool read = false;
+    for (const auto& p : rec_->recognize(turned).plates) {
+      if (!p.box.contains(cv::Point(centre))) continue;
+      read |= p.text == "BR07AAC";
+      // The corners follow the tilt: the top edge rises or falls like the image was turned. They turn
+      // less than the plate (most real training boxes are axis-aligned), hence the wide tolerance.
+      const double slope = std::atan2(p.corners[1].y - p.corners[0].y, p.corners[1].x - p.corners[0].x);
+      EXPECT_NEAR(slope * 180.0 / CV_PI, -angle, 0.6 * std::abs(angle)) << p.text;
+    }
+    EXPECT_TRUE(read);
+  }
+}
+
+TEST_F(ModelTest, SmallPlateInALargePhotoIsFoundByTheTilePass) {
+  const CloseUp c = close_up(*rec_);
+  ASSERT_FALSE(c.img.empty());
+  ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
+  // The scene shrunk until the plate is 60 px wide, in a 4000x3000 photo.
+  const double f = 60.0 / c.plate.width;
+  cv::Mat small;
+  cv::resize(c.img, small, cv::Size(), f, f, cv::INTER_AREA);
+  cv::Mat photo(3000, 4000, CV_8UC3, cv::Scalar(90, 90, 90));
+  const cv::Point at(1500, 1200);
+  small.copyTo(photo(cv::Rect(at, small.size())));
+  const cv::Rect want(at.x + int(c.plate.x * f), at.y + int(c.plate.y * f), int(c.plate.width * f),
+                      int(c.plate.height * f));
+  const auto found = [&](const Recognizer& rec) {
+    for (const auto& p : rec.recognize(photo).plates)
+      if ((p.box & want).area() > 0.3 * want.area() && p.text == "BR07AAC") return true;
+    return false;
+  };
+  EXPECT_TRUE(found(*rec_));
+  // One pass over the whole photo sees the plate 8 px wide: too small. The tiles are what finds it.
+  RecognizerOptions no_tiles;
+  no_tiles.detector.tiles = false;
+  auto whole = Recognizer::load(no_tiles);
+  ASSERT_TRUE(whole.ok()) << whole.error();
+  EXPECT_FALSE(found(*whole));
 }
 
 TEST(Profiles, ParseApplyAndName) {
