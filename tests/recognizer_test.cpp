@@ -13,6 +13,7 @@
 
 #include "detect/detector.hpp"
 #include "read/reader.hpp"
+#include "recognize/second_look.hpp"
 #include "vigil/recognizer.hpp"
 #include "vigil/video.hpp"
 
@@ -57,6 +58,50 @@ TEST(Rectify, TwoLinePlatesPutTheirHalvesSideBySide) {
   ASSERT_EQ(out.size(), cv::Size(g.width, g.height));
   EXPECT_GT(cv::mean(out.colRange(0, g.width / 2 - 2))[0], 240);
   EXPECT_LT(cv::mean(out.colRange(g.width / 2 + 2, g.width))[0], 15);
+}
+
+Decoded read_of(const FormatSet& formats, const std::string& text, float confidence) {
+  Decoded d;
+  d.text = text;
+  d.confidence = confidence;
+  // The reported layout, as decode() picks it: the narrowest fitting one weighted by its prior.
+  const PlateFormat* best = nullptr;
+  for (const PlateFormat* f : formats.match(text))
+    if (!best || (best->prior < 1.0f && f->prior >= 1.0f)) best = f;
+  if (best) d.country = best->country, d.format = best->name, d.fits_format = true;
+  return d;
+}
+
+TEST(SecondLook, WhenAndWhichReadIsKept) {
+  auto formats = FormatSet::parse(R"({"formats":[
+      {"country":"fr","name":"old","pattern":"[0-9]{1,4}[A-Z]{1,3}[0-9]{2}","example":"2348XR25"},
+      {"country":"us","name":"generic","pattern":"[0-9A-Z]{2,8}","example":"ABC123","prior":0.2}]})");
+  ASSERT_TRUE(formats.ok()) << formats.error();
+  const auto read = [&](const std::string& text, float confidence) { return read_of(*formats, text, confidence); };
+  using detail::second_look_wins;
+  using detail::wants_second_look;
+  EXPECT_EQ(detail::fit_level(read("2348XR25", 0.9f), *formats), 2);
+  EXPECT_EQ(detail::fit_level(read("2348XR2", 0.9f), *formats), 1);
+  EXPECT_EQ(detail::fit_level(read("#", 0.9f), *formats), 0);
+
+  // A sure read of a specific layout needs no second look; an unsure one, or one fitting only the
+  // catch-all however sure, does.
+  EXPECT_FALSE(wants_second_look(read("2348XR25", 0.95f), *formats));
+  EXPECT_TRUE(wants_second_look(read("2348XR25", 0.6f), *formats));
+  EXPECT_TRUE(wants_second_look(read("2348XR2", 0.98f), *formats));
+
+  // Unsure first read: a fitting read beats a non-fitting one, then the more probable wins.
+  EXPECT_TRUE(second_look_wins(read("2348XR25", 0.6f), read("2348XR26", 0.7f), *formats));
+  EXPECT_FALSE(second_look_wins(read("2348XR25", 0.6f), read("2348XR26", 0.5f), *formats));
+  EXPECT_TRUE(second_look_wins(read("#", 0.8f), read("2348XR26", 0.3f), *formats));
+
+  // Sure catch-all read: replaced only by the same characters plus what the narrow crop cut off,
+  // fitting a specific layout, reasonably sure.
+  EXPECT_TRUE(second_look_wins(read("2348XR2", 0.98f), read("2348XR25", 0.94f), *formats));
+  EXPECT_TRUE(second_look_wins(read("348XR25", 0.98f), read("2348XR25", 0.94f), *formats));
+  EXPECT_FALSE(second_look_wins(read("2348XR2", 0.98f), read("2348XR25", 0.3f), *formats));
+  EXPECT_FALSE(second_look_wins(read("2348XR2", 0.98f), read("2349XR25", 0.99f), *formats));  // not an extension
+  EXPECT_FALSE(second_look_wins(read("KL3B8K", 0.98f), read("KL3B8K1", 0.99f), *formats));  // catch-all only
 }
 
 TEST(Detector, BoxIou) {
@@ -259,9 +304,15 @@ TEST_F(ModelTest, SecondLookKeepsTheBetterOfTheTwoReads) {
     // The same detections read with and without the second look.
     for (const auto& d : rec_->detect(img)) {
       const Plate twice = rec_->read(img, d.corners), first = once->read(img, d.corners);
-      EXPECT_GE(std::pair(twice.fits_format, twice.confidence), std::pair(first.fits_format, first.confidence))
-          << e.path().filename() << ": " << twice.text << " vs " << first.text;
-      if (first.fits_format && first.confidence >= 0.9f) EXPECT_EQ(twice.text, first.text);  // sure: no second look
+      const bool sure = first.fits_format && first.confidence >= detail::kSureRead;
+      const bool extends = twice.text.size() > first.text.size() &&
+                           (twice.text.starts_with(first.text) || twice.text.ends_with(first.text));
+      // An uncertain read is replaced only by a better one; a sure one only by an extension of it.
+      if (!sure)
+        EXPECT_GE(std::pair(twice.fits_format, twice.confidence), std::pair(first.fits_format, first.confidence))
+            << e.path().filename() << ": " << twice.text << " vs " << first.text;
+      else
+        EXPECT_TRUE(twice.text == first.text || extends) << twice.text << " vs " << first.text;
       ++compared;
     }
   }

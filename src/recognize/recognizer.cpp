@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "detect/detector.hpp"
+#include "recognize/second_look.hpp"
 #include "read/reader.hpp"
 #ifdef VIGIL_HAVE_TESSERACT
 #include "read/tesseract_reader.hpp"
@@ -41,8 +42,6 @@ std::string formats_in(const fs::path& dir) {
 
 // Plates whose reads are better as two lines are squarish; a one-line EU plate is ~4.7:1.
 constexpr float kTwoLineMaxAspect = 3.0f;
-// Reads fitting a format at least this sure get no second look.
-constexpr float kSureRead = 0.9f;
 
 }  // namespace
 
@@ -93,18 +92,18 @@ struct Recognizer::Impl {
     bool two_line = false;
     if (try_two) {
       Decoded two = decode(reader->read(bgr, corners, true), formats, options.decode);
-      // A format-fitting read beats one that fits nothing; between equals, the more probable.
+      // A format-fitting read beats one that fits nothing; between equals, the more probable. (Not
+      // detail::fit_level(): misreads of a one-line plate as two lines often fit some short specific layout.)
       if (std::pair(two.fits_format, two.confidence) > std::pair(best.fits_format, best.confidence)) {
         best = std::move(two);
         two_line = true;
       }
     }
-    if (options.second_look && !(best.fits_format && best.confidence >= kSureRead)) {
+    if (options.second_look && detail::wants_second_look(best, formats)) {
       // Detector corners sometimes cut into the first or last character: a wider crop, kept when better.
       Decoded wide = decode(reader->read(bgr, corners, two_line, reader->second_look_geometry()), formats,
                             options.decode);
-      if (std::pair(wide.fits_format, wide.confidence) > std::pair(best.fits_format, best.confidence))
-        best = std::move(wide);
+      if (detail::second_look_wins(best, wide, formats)) best = std::move(wide);
     }
     Plate p;
     p.text = best.text;
