@@ -1056,9 +1056,10 @@ TEST(WatchUpload, AServerThatDiesMidwayAndRestartsMissesNothing) {
   const auto events = events_of(slurp(dir / "events.jsonl"));
   EXPECT_EQ(events.size(), 2u) << r;
   EXPECT_TRUE(contains(r.err, "delivering again after")) << r;
-  EXPECT_TRUE(contains(r.err, "gate-1: " + std::to_string(events.size()) + " events delivered to " + srv.url +
-                                  "; none pending"))
-      << r;
+  // When the server was killed after storing an event but before answering, the summary adds "(1 of
+  // them already there)" before "; none pending".
+  EXPECT_TRUE(contains(r.err, "gate-1: " + std::to_string(events.size()) + " events delivered to " + srv.url)) << r;
+  EXPECT_TRUE(contains(r.err, "; none pending")) << r;
   EXPECT_EQ(ids_in(srv.db, "sightings"), ids_of(events));
   for (const auto& row : db_rows(srv.db, "SELECT images FROM sightings")) EXPECT_EQ(row[0], "plate frame");
 }
