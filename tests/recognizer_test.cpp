@@ -339,7 +339,7 @@ TEST_F(ModelTest, TiltedPlatesAreRead) {
   ASSERT_FALSE(c.img.empty());
   ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
   const cv::Point2f centre(c.plate.x + c.plate.width / 2.0f, c.plate.y + c.plate.height / 2.0f);
-  for (const double angle : {-20.0, -10.0, 10.0, 20.0}) {
+  for (const double angle : {-30.0, -20.0, -10.0, 10.0, 20.0, 30.0}) {
     SCOPED_TRACE(angle);
     cv::Mat turned;
     cv::warpAffine(c.img, turned, cv::getRotationMatrix2D(centre, angle, 1.0), c.img.size(), cv::INTER_LINEAR,
