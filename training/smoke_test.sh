@@ -13,6 +13,25 @@ $py "$here/train_reader.py" --smoke --real "$tmp/toy/plates" --eval "$tmp/toy/pl
     --backgrounds "$tmp/toy/negatives" --out "$tmp/models/reader.onnx" --run-dir "$tmp/runs/reader"
 $py "$here/train_detector.py" --smoke --train-set "$tmp/toy/plates" --test-set "$tmp/toy/plates" \
     --negatives "$tmp/toy/negatives" --out "$tmp/models/detector.onnx" --run-dir "$tmp/runs/detector"
+# The GPU-machine recipe: train from packs in worker processes, checkpoints only, export here.
+$py "$here/train_reader.py" --real "$tmp/toy/plates" --eval "$tmp/toy/plates:all" \
+    --backgrounds "$tmp/toy/negatives" --save-pack "$tmp/reader.pack"
+$py "$here/train_reader.py" --smoke --from-pack "$tmp/reader.pack" --workers 1 --no-export \
+    --init "$tmp/runs/reader/last.pt" --run-dir "$tmp/runs/reader-pack"
+$py "$here/train_reader.py" --export-only --from-pack "$tmp/reader.pack" --run-dir "$tmp/runs/reader-pack" \
+    --out "$tmp/models-pack/reader.onnx"
+$py "$here/train_detector.py" --train-set "$tmp/toy/plates" --negatives "$tmp/toy/negatives" \
+    --save-pack "$tmp/detector.pack" --pack-long-side 320
+$py "$here/train_detector.py" --smoke --from-pack "$tmp/detector.pack" --workers 1 --no-eval \
+    --init "$tmp/runs/detector/smoke/last.pt" --run-dir "$tmp/runs/detector-pack" --out "$tmp/unused.onnx"
+cp "$tmp/models/detector.json" "$tmp/models-pack/detector.json"
+$py "$here/train_detector.py" --eval-only --test-set "$tmp/toy/plates" --no-hires \
+    --export-checkpoint "$tmp/runs/detector-pack/smoke/last.pt" --out "$tmp/models-pack/detector.onnx" \
+    --run-dir "$tmp/runs/detector-pack"
+grep -q '"fine_tuned_from": "last.pt"' "$tmp/models-pack/detector.json" || { echo "no fine-tune facts"; exit 1; }
+"$vigil" read --json --models "$tmp/models-pack" --formats "$here/../data/plate_formats.json" \
+    "$tmp/toy/plates/toy000.jpg" | grep -q '"error":null'
+
 for f in reader.onnx reader.json detector.onnx detector.json; do
   [ -s "$tmp/models/$f" ] || { echo "smoke training did not write $f"; exit 1; }
 done

@@ -8,6 +8,10 @@ Reproduce the shipped model (train parts only; the held-out parts are only evalu
       --out models/detector.onnx          # add --resume to continue from training/runs/detector/last.pt
 Evaluate an exported model (cv2.dnn, the C++ pre/post-processing) on the held-out parts:
   /usr/bin/python3 training/train_detector.py --data-root /work/shared/data --eval-only --out models/detector.onnx
+On a GPU machine without the datasets (see train_reader.py): --save-pack FILE writes the cached training
+images and negatives (JPEG, --pack-quality) and exits; --from-pack FILE --workers N --no-eval --init CKPT
+trains from it with N processes making crops; bring back RUN_DIR/last.pt and export it here with
+--export-checkpoint RUN_DIR/last.pt --eval-only (the export is checked against this machine's OpenCV).
 CI smoke test (about a minute, still writes a valid ONNX):
   /usr/bin/python3 training/train_detector.py --data-root /work/shared/data --smoke --out /tmp/det.onnx
 
@@ -33,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import packs  # noqa: E402
 import vigil_data  # noqa: E402
 from det_model import CORNER_SCALE, STRIDE, PlateDetector, count_params, export_onnx  # noqa: E402
 
@@ -114,6 +119,63 @@ class RealImages:
         sizes = np.array([max(len(b), 1) for b in self.by_set], np.float64)
         wts = np.sqrt(sizes) * (sizes > 0)
         self.set_p = wts / wts.sum()
+
+
+def save_pack(path, real, negs, quality, long_side=0, min_plate_w=100, max_images=0, max_negatives=0):
+    """The cached training images and negatives in one file, small enough to carry to another machine:
+    JPEG at `quality`; images shrunk to `long_side` unless that makes a plate narrower than `min_plate_w`;
+    at most `max_images` evenly spaced images of each set (the sets keep their sampling weights)."""
+    enc = lambda rgb: packs.encode_jpeg(rgb[:, :, ::-1], quality)
+    items, by_set = [], []
+    for idx in real.by_set:
+        keep = idx if not max_images or len(idx) <= max_images else \
+            [idx[int(i)] for i in np.linspace(0, len(idx) - 1, max_images)]
+        by_set.append(list(range(len(items), len(items) + len(keep))))
+        for i in keep:
+            si, img, boxes = real.items[i]
+            sc = 1.0
+            if long_side and max(img.shape[:2]) > long_side:
+                sc = long_side / max(img.shape[:2])
+                if len(boxes):
+                    sc = max(sc, min_plate_w / max(1.0, float((boxes[:, 2] - boxes[:, 0]).min())))
+            if sc < 1.0:
+                img = cv2.resize(img, (round(img.shape[1] * sc), round(img.shape[0] * sc)),
+                                 interpolation=cv2.INTER_AREA)
+                boxes = boxes * sc
+            items.append((si, enc(img), boxes))
+    shrink = lambda im: im if not long_side or max(im.shape[:2]) <= long_side else cv2.resize(
+        im, None, fx=long_side / max(im.shape[:2]), fy=long_side / max(im.shape[:2]), interpolation=cv2.INTER_AREA)
+    neg = negs if not max_negatives or len(negs) <= max_negatives else \
+        [negs[int(i)] for i in np.linspace(0, len(negs) - 1, max_negatives)]
+    packs.write_pack(path, "detector", {"names": real.names, "stats": real.stats, "set_p": real.set_p,
+                                         "by_set": by_set, "items": items, "negatives": [enc(shrink(n)) for n in neg]})
+
+
+def load_pack(path):
+    """-> (RealImages, negatives) as save_pack wrote them."""
+    pack = packs.read_pack(path, "detector")
+    dec = lambda b: np.ascontiguousarray(packs.decode_image(b)[:, :, ::-1])
+    real = RealImages([])
+    real.names, real.stats, real.set_p, real.by_set = pack["names"], pack["stats"], pack["set_p"], pack["by_set"]
+    real.items = [(si, dec(b), boxes) for si, b, boxes in pack["items"]]
+    return real, [dec(b) for b in pack["negatives"]]
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless collated batches made in DataLoader worker processes, each with its own Sampler."""
+
+    def __init__(self, real, negs, seed, batch, crop, synth_p, real_corner_w):
+        super().__init__()
+        self.args = (real, negs, seed, batch, crop, synth_p, real_corner_w)
+
+    def __iter__(self):
+        real, negs, seed, batch, crop, synth_p, real_corner_w = self.args
+        sampler = Sampler(real, negs, packs.worker_rng(seed), size=crop, synth_p=synth_p)
+        while True:
+            items = [sampler.sample() for _ in range(batch)]
+            t = collate([(img, plates) for img, plates, _ in items], crop, real_corner_w)
+            t["n_syn"] = torch.tensor(sum(syn for _, _, syn in items))
+            yield t
 
 
 def load_negatives(folder, limit=None):
@@ -641,7 +703,23 @@ def main():
                     help="with --eval-only: first export this state dict (e.g. RUN_DIR/best_weights.pt) to --out")
     ap.add_argument("--threshold", type=float, help="with --eval-only: report at this threshold instead of the best")
     ap.add_argument("--smoke", action="store_true", help="tiny run (~1 minute) for CI; still exports --out")
+    ap.add_argument("--fonts", action="append", default=[], help="extra font folder for the synthetic plates")
+    ap.add_argument("--workers", type=int, default=0, help="processes making training crops (0: in this process)")
+    ap.add_argument("--init", help="start from this checkpoint's weights with a fresh schedule (a fine-tune)")
+    ap.add_argument("--save-pack", metavar="FILE", help="write the training images and negatives to FILE and exit")
+    ap.add_argument("--pack-quality", type=int, default=85, help="JPEG quality of --save-pack")
+    ap.add_argument("--pack-long-side", type=int, default=0,
+                    help="--save-pack shrinks images to this long side, keeping plates >= 100 px wide (0: as cached)")
+    ap.add_argument("--pack-max-images", type=int, default=0, help="--save-pack keeps at most this many per set")
+    ap.add_argument("--pack-max-negatives", type=int, default=0, help="--save-pack keeps at most this many negatives")
+    ap.add_argument("--from-pack", metavar="FILE", help="train from a --save-pack FILE instead of the datasets")
+    ap.add_argument("--no-eval", action="store_true", help="checkpoints only: no held-out evaluation or export")
+    ap.add_argument("--export-checkpoint", metavar="PT",
+                    help="with --eval-only: first export this checkpoint's weights (e.g. RUN_DIR/last.pt) to --out")
     a = ap.parse_args()
+    if a.fonts:
+        import synth
+        synth.set_font_dirs(a.fonts)
 
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)
@@ -663,13 +741,25 @@ def main():
     evaluator = Evaluator(test_sets, limit=limit)
 
     if a.eval_only:
-        if a.export_weights:
+        if a.export_weights or a.export_checkpoint:
             m = PlateDetector(**MODEL_KW)
-            m.load_state_dict(torch.load(a.export_weights, map_location="cpu"))
+            if a.export_checkpoint:
+                ck = packs.load_checkpoint(a.export_checkpoint, "cpu")
+                m.load_state_dict(ck["model"])
+                if os.path.exists(sidecar):  # the training facts of the checkpoint go into the sidecar
+                    d = json.load(open(sidecar))
+                    st = ck["state"]
+                    d["training"].update({"samples_seen": st["samples"], "steps": st["step"],
+                                          "real_crops": st["real"], "synthetic_crops": st["synthetic"],
+                                          "minutes": round(st["elapsed"] / 60, 1)})
+                    d["training"].update(st.get("fine_tune", {}))
+                    json.dump(d, open(sidecar, "w"), indent=2)
+            else:
+                m.load_state_dict(torch.load(a.export_weights, map_location="cpu"))
             m.eval()
             export_onnx(m, a.out)
             ref = evaluator.sets[0][1][0][0]
-            log("exported", a.export_weights, "->", a.out, verify_onnx(m, a.out, ref, timing=True))
+            log("exported", a.export_weights or a.export_checkpoint, "->", a.out, verify_onnx(m, a.out, ref, timing=True))
         res = evaluator.run(a.out, hires_size=0 if a.no_hires else 1024)
         thr, table, mr, mf = summarize(res, a.threshold)
         print_table(thr, table)
@@ -696,15 +786,23 @@ def main():
             json.dump({"onnx": a.out, "threshold": thr, "table": table, "raw": res, "thresholds": THRS}, f, indent=1)
         return
 
-    if not train_specs:
+    if not train_specs and not a.from_pack:
         ap.error("no training sets: give --data-root or --train-set")
     dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                        ("cpu" if a.device == "auto" else a.device))
     log("loading training sets:", train_specs, "device", dev)
-    train_sets = [(set_name(sp), parse_set(sp, a)[1]) for sp in train_specs]
-    real = RealImages(train_sets, limit=limit)
-    negs = load_negatives(neg_dir, limit=limit)
+    if a.from_pack:
+        real, negs = load_pack(a.from_pack)
+    else:
+        train_sets = [(set_name(sp), parse_set(sp, a)[1]) for sp in train_specs]
+        real = RealImages(train_sets, limit=limit)
+        negs = load_negatives(neg_dir, limit=limit)
     log("train:", real.stats, "negatives:", len(negs), "set sampling p:", np.round(real.set_p, 3).tolist())
+    if a.save_pack:
+        save_pack(a.save_pack, real, negs, a.pack_quality, a.pack_long_side, 100, a.pack_max_images,
+                  a.pack_max_negatives)
+        log(f"wrote {a.save_pack} ({os.path.getsize(a.save_pack) / 1e6:.1f} MB)")
+        return
 
     torch.manual_seed(a.seed)
     model = PlateDetector(**MODEL_KW).to(dev)
@@ -712,8 +810,13 @@ def main():
     state = {"step": 0, "samples": 0, "elapsed": 0.0, "best": -1.0, "history": [], "real": 0, "synthetic": 0}
     rng = np.random.default_rng(a.seed)
     ckpt = os.path.join(a.run_dir, "last.pt")
+    if a.init:
+        model.load_state_dict(packs.load_checkpoint(a.init, dev)["model"])
+        state["fine_tune"] = {"fine_tuned_from": os.path.basename(a.init), "trained_on": str(dev) if dev.type != "cuda"
+                              else torch.cuda.get_device_name(0), "trained_with_torch": torch.__version__}
+        log(f"weights from {a.init}, fresh schedule")
     if a.resume and os.path.exists(ckpt):
-        ck = torch.load(ckpt, map_location=dev)
+        ck = packs.load_checkpoint(ckpt, dev)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
@@ -731,6 +834,12 @@ def main():
         cv2.cvtColor(real.items[0][1], cv2.COLOR_RGB2BGR)
     run_avg = None
     t_data = t_train = 0.0
+    stream = None
+    if a.workers > 0:
+        stream = iter(torch.utils.data.DataLoader(
+            BatchStream(real, negs, a.seed + int(time.time()) % 100000, a.batch, a.crop, sampler.synth_p,
+                        a.real_corner_weight), batch_size=None, num_workers=a.workers, prefetch_factor=4,
+            persistent_workers=True))
 
     def save_ckpt():
         state["elapsed"] = time.time() - t_start
@@ -788,16 +897,22 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.time()
-        batch = []
-        for _ in range(a.batch):
-            img, plates, syn = sampler.sample()
-            batch.append((img, plates))
-            if syn:
-                state["synthetic"] += 1
-            else:
-                state["real"] += 1
-        t = collate(batch, a.crop, a.real_corner_weight)
-        t = {k: v.to(dev) for k, v in t.items()}
+        if stream is not None:
+            t = next(stream)
+            n_syn = int(t.pop("n_syn"))
+            state["synthetic"] += n_syn
+            state["real"] += a.batch - n_syn
+        else:
+            batch = []
+            for _ in range(a.batch):
+                img, plates, syn = sampler.sample()
+                batch.append((img, plates))
+                if syn:
+                    state["synthetic"] += 1
+                else:
+                    state["real"] += 1
+            t = collate(batch, a.crop, a.real_corner_weight)
+        t = {k: v.to(dev, non_blocking=True) for k, v in t.items()}
         t1 = time.time()
         l_hm, l_off, l_cor, l_box = losses(model, t)
         loss = l_hm + l_off + 0.5 * l_cor + 0.5 * l_box
@@ -810,8 +925,9 @@ def main():
         t_train += t2 - t1
         state["step"] += 1
         state["samples"] += a.batch
-        v = np.array([loss.item(), l_hm.item(), l_off.item(), l_cor.item(), l_box.item()])
-        run_avg = v if run_avg is None else 0.98 * run_avg + 0.02 * v
+        if state["step"] % 10 == 0 or a.smoke:  # .item() waits for the device: not every step
+            v = np.array([loss.item(), l_hm.item(), l_off.item(), l_cor.item(), l_box.item()])
+            run_avg = v if run_avg is None else 0.8 * run_avg + 0.2 * v
         if state["step"] % 50 == 0 or a.smoke:
             log(f"step {state['step']} samples {state['samples']} {elapsed / 60:.1f}/{a.minutes:.0f} min lr {lr:.2e} "
                 f"loss {run_avg[0]:.3f} hm {run_avg[1]:.3f} off {run_avg[2]:.3f} cor {run_avg[3]:.3f} box {run_avg[4]:.3f} "
@@ -820,7 +936,7 @@ def main():
         if time.time() - last_ckpt > a.ckpt_every * 60:
             save_ckpt()
             last_ckpt = time.time()
-        if time.time() - last_eval > a.eval_every * 60:
+        if time.time() - last_eval > a.eval_every * 60 and not a.no_eval:
             model.eval()
             evaluate_and_maybe_publish()
             model.train()
@@ -828,6 +944,8 @@ def main():
     save_ckpt()
     model.eval()
     log(f"training done: {state['step']} steps, {state['samples']} samples, {state['elapsed'] / 60:.1f} min")
+    if a.no_eval:
+        return
     evaluate_and_maybe_publish(final=True)
     save_ckpt()
     if not os.path.exists(a.out):

@@ -18,9 +18,18 @@ pipeline will give it, not only the annotators' boxes. Writes models/reader.onnx
       --eval ../shared/data/openalpr-us:test --eval ../shared/data/openalpr-br:test --eval ../shared/data/plates-fr/test \
       --fonts ../shared/data/fonts --backgrounds ../shared/data/negatives --minutes 75 --resume
   /usr/bin/python3 training/train_reader.py --smoke --out /tmp/reader.onnx      # CI: a minute, synthetic only
+
+On a machine with a GPU the network is no longer the bottleneck, the making of samples is: --workers N makes
+them in N processes. A GPU machine rarely has the datasets, so --save-pack FILE writes what training reads
+(the real crops with their detector corners, the held-out crops, the backgrounds; about 30 MB) and exits, and
+--from-pack FILE trains from it. --init CKPT starts from a checkpoint's weights with a fresh schedule (a
+fine-tune), --no-export leaves the ONNX export to --export-only on the machine that runs the C++ (the
+export is checked against its OpenCV). --samples N sets the budget in samples instead of minutes, so a
+GPU recipe can be replayed on a CPU.
 """
 import argparse
 import glob
+import inspect
 import json
 import math
 import os
@@ -34,6 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import packs  # noqa: E402
 import synth  # noqa: E402
 import vigil_data  # noqa: E402
 
@@ -141,6 +151,7 @@ class RealCrops:
     def __init__(self, paths, split="train", detections=None):
         self.items = []
         self.with_detection = 0
+        self.datasets = [os.path.basename(os.path.normpath(spec.split(":")[0])) for spec in paths]
         for spec in paths:
             path, _, sp = spec.partition(":")
             for s in vigil_data.load_dataset(path, sp or split):
@@ -176,6 +187,53 @@ def load_backgrounds(folder, limit=400):
         if im is not None:
             out.append(cv2.resize(im, (320, 240)))
     return out
+
+
+def save_pack(path, real, evals, backgrounds):
+    """Everything training reads from the datasets, in one file: real crops as lossless grey PNG (the reader
+    sees grey only), backgrounds as JPEG (they were JPEG already)."""
+    def crops(rc):
+        return [(cv2.imencode(".png", cv2.cvtColor(c, cv2.COLOR_BGR2GRAY))[1].tobytes(), q, t, n, f)
+                for c, q, t, n, f in rc.items]
+    packs.write_pack(path, "reader", {
+        "real": crops(real) if real else [], "real_with_detection": real.with_detection if real else 0,
+        "real_datasets": real.datasets if real else [], "evals": {k: crops(v) for k, v in evals.items()},
+        "backgrounds": [packs.encode_jpeg(b, 92) for b in backgrounds]})
+
+
+def load_pack(path):
+    """(real crops, {eval name: crops}, backgrounds) as written by save_pack."""
+    pack = packs.read_pack(path, "reader")
+
+    def crops(items, with_detection=0):
+        rc = RealCrops([])
+        for png, q, t, n, f in items:
+            grey = packs.decode_image(png, cv2.IMREAD_GRAYSCALE)
+            rc.items.append((cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), q, t, n, f))
+        rc.with_detection = with_detection
+        return rc
+    real = crops(pack["real"], pack["real_with_detection"]) if pack["real"] else None
+    if real:
+        real.datasets = pack["real_datasets"]
+    evals = {k: crops(v) for k, v in pack["evals"].items()}
+    return real, evals, [packs.decode_image(b) for b in pack["backgrounds"]]
+
+
+class SampleStream(torch.utils.data.IterableDataset):
+    """Endless batches of (uint8 N x H x W, texts) made in DataLoader worker processes."""
+
+    def __init__(self, real, backgrounds, p_real, batch, seed):
+        super().__init__()
+        self.real, self.backgrounds, self.p_real, self.batch, self.seed = real, backgrounds, p_real, batch, seed
+
+    def __iter__(self):
+        rng = packs.worker_rng(self.seed)
+        while True:
+            batch, texts = zip(*[make_sample(rng, self.real, self.backgrounds, self.p_real)
+                                 for _ in range(self.batch)])
+            u8 = np.stack(batch)
+            # bytes through the worker's pipe, not a tensor in shared memory (/dev/shm can be tiny)
+            yield u8.tobytes(), u8.shape, list(texts)
 
 
 def jitter_quad(quad, rng, amount):
@@ -279,6 +337,14 @@ def to_tensor(batch):
     return torch.from_numpy(x[:, None])
 
 
+def normalise(u8, device):
+    """uint8 N x H x W (numpy or tensor) -> normalised float N x 1 x H x W on device."""
+    if isinstance(u8, np.ndarray) and not u8.flags.writeable:
+        u8 = u8.copy()
+    x = torch.as_tensor(u8).to(device, non_blocking=True).float().div_(255.0)
+    return ((x - MEAN) / STD)[:, None]
+
+
 def encode_targets(texts):
     idx = [ALPHABET.index(c) + 1 for t in texts for c in t]
     return torch.tensor(idx, dtype=torch.long), torch.tensor([len(t) for t in texts], dtype=torch.long)
@@ -299,22 +365,25 @@ def evaluate(model, crops):
     """Exact-match greedy accuracy on ground-truth crops (fixed margins, no jitter, one-line)."""
     model.eval()
     ok = 0
+    device = next(model.parameters()).device
     with torch.no_grad():
         for crop, quad, text, _, _ in crops.items:
             grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-            x = to_tensor([rectify(grey, quad, False)])
-            p = torch.softmax(model(x), 1)[0, :, 0].numpy()
+            x = to_tensor([rectify(grey, quad, False)]).to(device)
+            p = torch.softmax(model(x), 1)[0, :, 0].cpu().numpy()
             ok += greedy(p) == text
     model.train()
     return ok / max(1, len(crops))
 
 
 def export(model, out_path, meta):
+    model = _cpu_copy(model)  # export and check on the CPU, whatever device trained it
     model.eval()
     m = Exported(model)
     dummy = torch.zeros(1, 1, IN_H, IN_W)
+    extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     torch.onnx.export(m, dummy, out_path, input_names=["image"], output_names=["logits"], opset_version=11,
-                      do_constant_folding=True)
+                      do_constant_folding=True, **extra)
     m.eval()  # export restores the module's previous mode recursively
     net = cv2.dnn.readNetFromONNX(out_path)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 1, IN_H, IN_W)).astype(np.float32)
@@ -338,8 +407,13 @@ def export(model, out_path, meta):
     }
     with open(os.path.splitext(out_path)[0] + ".json", "w") as f:
         json.dump(sidecar, f, indent=2)
-    model.train()
     return diff
+
+
+def _cpu_copy(model):
+    m = Reader()
+    m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return m
 
 
 def main():
@@ -348,7 +422,9 @@ def main():
     ap.add_argument("--eval", action="append", default=[], help="held-out set PATH[:split] for accuracy")
     ap.add_argument("--fonts", action="append", default=[], help="extra font folder")
     ap.add_argument("--backgrounds", default="", help="folder of plate-free photos for synthetic context")
-    ap.add_argument("--minutes", type=float, default=75)
+    ap.add_argument("--minutes", type=float, default=75, help="budget in minutes of training (all runs together)")
+    ap.add_argument("--samples", type=int, default=0,
+                    help="budget in samples instead of minutes (all runs together); the schedule follows it")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--p-real", type=float, default=0.5)
@@ -356,51 +432,113 @@ def main():
                     help="`vigil read --json` output over the --real images (repeatable): half the time a real "
                          "plate is cut out along the corners the detector found for it")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0, help="processes making samples (0: in this process)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default=os.path.join(os.path.dirname(__file__), "runs", "reader"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "reader.onnx"))
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="go on from RUN_DIR/last.pt")
+    ap.add_argument("--init", default="", help="start from this checkpoint's weights with a fresh schedule")
+    ap.add_argument("--checkpoint-every", type=float, default=300, help="seconds between evaluations/checkpoints")
+    ap.add_argument("--save-pack", default="", help="write the loaded crops and backgrounds to FILE and exit")
+    ap.add_argument("--from-pack", default="", help="read crops and backgrounds from a --save-pack FILE")
+    ap.add_argument("--no-export", action="store_true", help="checkpoints only; export later with --export-only")
+    ap.add_argument("--export-only", action="store_true",
+                    help="evaluate and export RUN_DIR/last.pt (or --init) to --out, no training")
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI: synthetic only, ~1 minute")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(1)
     torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed + int(time.time()) % 1000 if a.resume else a.seed)
+    seed = a.seed + int(time.time()) % 1000 if (a.resume or a.init) else a.seed
+    rng = np.random.default_rng(seed)
     synth.set_font_dirs(a.fonts)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if a.smoke:
         a.minutes = min(a.minutes, 0.5)
     os.makedirs(a.run_dir, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    real = RealCrops(a.real, detections=load_detections(a.detections)) if a.real else None
-    evals = {e: RealCrops([e if ":" in e else e + ":all"]) for e in a.eval}
-    backgrounds = load_backgrounds(a.backgrounds) if a.backgrounds else []
+    if a.from_pack:
+        real, evals, backgrounds = load_pack(a.from_pack)
+    else:
+        real = RealCrops(a.real, detections=load_detections(a.detections)) if a.real else None
+        evals = {e: RealCrops([e if ":" in e else e + ":all"]) for e in a.eval}
+        backgrounds = load_backgrounds(a.backgrounds) if a.backgrounds else []
     print(f"real crops: {len(real) if real else 0} ({real.with_detection if real else 0} with detector corners), eval: {', '.join(f'{k}={len(v)}' for k, v in evals.items())}, "
-          f"backgrounds: {len(backgrounds)}", flush=True)
+          f"backgrounds: {len(backgrounds)}, fonts: {sum(map(len, synth._all_fonts()))}, device: {device}", flush=True)
+    if a.save_pack:
+        save_pack(a.save_pack, real, evals, backgrounds)
+        print(f"wrote {a.save_pack} ({os.path.getsize(a.save_pack) / 1e6:.1f} MB)", flush=True)
+        return
 
     model = Reader().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     ckpt_path = os.path.join(a.run_dir, "last.pt")
     state = {"step": 0, "seconds": 0.0, "samples": 0, "best": -1.0, "history": []}
-    if a.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=device)
+    if a.init:
+        model.load_state_dict(packs.load_checkpoint(a.init, device)["model"])
+        state["init"] = os.path.basename(a.init)
+        print(f"weights from {a.init}, fresh schedule", flush=True)
+    if (a.resume or a.export_only) and os.path.exists(ckpt_path) and not (a.export_only and a.init):
+        ck = packs.load_checkpoint(ckpt_path, device)
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+        if not a.export_only:
+            opt.load_state_dict(ck["opt"])
         state = ck["state"]
-        print(f"resumed at step {state['step']} ({state['seconds'] / 60:.1f} min)", flush=True)
+        print(f"resumed at step {state['step']} ({state['seconds'] / 60:.1f} min, {state['samples']} samples)",
+              flush=True)
+    elif a.export_only and a.init:
+        state = packs.load_checkpoint(a.init, device).get("state", state)
+
+    def export_now(accs):
+        meta = {"version": "1", "steps": state["step"], "samples": state["samples"],
+                "minutes": round(state["seconds"] / 60, 1), "batch": state.get("batch", a.batch),
+                "lr": state.get("lr", a.lr), "seed": a.seed, "real_datasets": state.get("real_datasets", []),
+                "real_crops": len(real) if real else 0, "p_real": state.get("p_real", a.p_real),
+                "real_crops_with_detector_corners": real.with_detection if real else 0,
+                "held_out_greedy_exact_on_gt_crops": accs, "torch": torch.__version__,
+                "trained_on": state.get("trained_on", device), "trained_with_torch": state.get("torch", ""),
+                "params": sum(p.numel() for p in model.parameters())}
+        if state.get("init"):
+            meta["fine_tuned_from"] = state["init"]
+        diff = export(model, a.out, meta)
+        print(f"exported {a.out} (opencv diff {diff:.2e})", flush=True)
+
+    if a.export_only:
+        accs = {k: evaluate(model, v) for k, v in evals.items()}
+        print(f"eval: {accs}", flush=True)
+        export_now(accs)
+        return
+
+    state["torch"] = torch.__version__
+    state["trained_on"] = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    state.update(batch=a.batch, lr=a.lr, p_real=a.p_real, real_datasets=real.datasets if real else [])
     budget = a.minutes * 60
+
+    def progress():
+        if a.samples:
+            return state["samples"] / a.samples
+        return state["seconds"] / budget
+
+    stream = None
+    if a.workers > 0:
+        stream = iter(torch.utils.data.DataLoader(SampleStream(real, backgrounds, a.p_real, a.batch, seed),
+                                                  batch_size=None, num_workers=a.workers, prefetch_factor=4,
+                                                  persistent_workers=True))
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     t_last = time.time()
     last_ckpt = time.time()
     loss_avg = None
-    while state["seconds"] < budget:
-        frac = state["seconds"] / budget
-        lr = a.lr * (0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (state["step"] + 1) / 200)
+    while progress() < 1.0:
+        lr = a.lr * (0.5 * (1 + math.cos(math.pi * progress()))) * min(1.0, (state["step"] + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch, texts = zip(*[make_sample(rng, real, backgrounds, a.p_real) for _ in range(a.batch)])
-        x = to_tensor(batch).to(device)
+        if stream is not None:
+            raw, shape, texts = next(stream)
+            x = normalise(np.frombuffer(raw, np.uint8).reshape(shape), device)
+        else:
+            batch, texts = zip(*[make_sample(rng, real, backgrounds, a.p_real) for _ in range(a.batch)])
+            x = to_tensor(batch).to(device)
         tgt, tgt_len = encode_targets(texts)
         logits = model(x)[:, :, 0, :]  # N C T
         logp = F.log_softmax(logits, 1).permute(2, 0, 1)  # T N C
@@ -415,31 +553,28 @@ def main():
         t_last = now
         state["step"] += 1
         state["samples"] += len(texts)
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         if state["step"] % 50 == 0:
-            print(f"step {state['step']} {state['seconds'] / 60:.1f}/{a.minutes} min loss {loss_avg:.3f} lr {lr:.2e} "
+            loss_v = loss.item()
+            loss_avg = loss_v if loss_avg is None else 0.9 * loss_avg + 0.1 * loss_v
+            print(f"step {state['step']} {state['seconds'] / 60:.1f}/{a.minutes} min {state['samples']} samples "
+                  f"({100 * progress():.0f}%) loss {loss_avg:.3f} lr {lr:.2e} "
                   f"{state['samples'] / max(1, state['seconds']):.0f} samples/s", flush=True)
-        done = state["seconds"] >= budget
-        if now - last_ckpt > 300 or done:
-            last_ckpt = now
+        done = progress() >= 1.0
+        if now - last_ckpt > a.checkpoint_every or done:
             accs = {k: evaluate(model, v) for k, v in evals.items()}
             mean_acc = float(np.mean(list(accs.values()))) if accs else 0.0
-            state["history"].append({"minutes": round(state["seconds"] / 60, 1), "acc": accs})
+            state["history"].append({"minutes": round(state["seconds"] / 60, 1), "samples": state["samples"],
+                                     "acc": accs})
             print(f"eval at {state['seconds'] / 60:.1f} min: {accs}", flush=True)
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt_path)
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt_path + ".tmp")
+            os.replace(ckpt_path + ".tmp", ckpt_path)
             # The final model is the last one, not the best on the held-out sets (that would flatter them).
-            if mean_acc > state["best"] or a.smoke or done:
+            if (mean_acc > state["best"] or a.smoke or done) and not a.no_export:
                 state["best"] = mean_acc
-                meta = {"version": "1", "steps": state["step"], "samples": state["samples"],
-                        "minutes": round(state["seconds"] / 60, 1), "batch": a.batch, "seed": a.seed,
-                        "real_datasets": [os.path.basename(r.rstrip("/").split(":")[0]) for r in a.real],
-                        "real_crops": len(real) if real else 0, "p_real": a.p_real,
-                        "real_crops_with_detector_corners": real.with_detection if real else 0,
-                        "held_out_greedy_exact_on_gt_crops": accs, "torch": torch.__version__,
-                        "params": sum(p.numel() for p in model.parameters())}
-                diff = export(model, a.out, meta)
+                export_now(accs)
                 torch.save({"model": model.state_dict()}, os.path.join(a.run_dir, "best.pt"))
-                print(f"exported {a.out} (mean held-out {mean_acc:.3f}, opencv diff {diff:.2e})", flush=True)
+            last_ckpt = time.time()
+            t_last = last_ckpt  # evaluation time is not training time
     print("done", flush=True)
 
 

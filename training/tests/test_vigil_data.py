@@ -177,5 +177,67 @@ class DetectionsTest(unittest.TestCase):
             self.assertFalse(two)
 
 
+class PackTest(unittest.TestCase):
+    """What a GPU machine without the datasets trains from: --save-pack / --from-pack, and the samples made
+    in worker processes."""
+
+    def _toy_set(self, d):
+        rng = np.random.default_rng(1)
+        for name, text in (("a", "AB123"), ("b", "CD456"), ("c", "EF789")):
+            img = rng.integers(0, 255, (300, 400, 3), np.uint8)
+            os.makedirs(f"{d}/set", exist_ok=True)
+            cv2.imwrite(f"{d}/set/{name}.png", img)
+            with open(f"{d}/set/{name}.txt", "w") as f:
+                f.write(f"{name}.png\t100\t100\t120\t30\t{text}\n")
+
+    def test_reader_pack_round_trip_and_worker_batches(self):
+        import train_reader as tr
+        with tempfile.TemporaryDirectory() as d:
+            self._toy_set(d)
+            real = tr.RealCrops([f"{d}/set:all"])
+            evals = {"held": tr.RealCrops([f"{d}/set:all"])}
+            bgs = [np.full((240, 320, 3), 90, np.uint8)]
+            tr.save_pack(f"{d}/p.pkl", real, evals, bgs)
+            r2, e2, b2 = tr.load_pack(f"{d}/p.pkl")
+            self.assertEqual(len(r2), 3)
+            self.assertEqual(r2.datasets, ["set"])
+            self.assertEqual(list(e2), ["held"])
+            self.assertEqual(len(b2), 1)
+            for (c1, q1, t1, _, _), (c2, q2, t2, _, _) in zip(real.items, r2.items):
+                self.assertEqual(t1, t2)
+                np.testing.assert_allclose(q1, q2)
+                # the reader sees grey only, and grey is kept losslessly
+                self.assertTrue(np.array_equal(cv2.cvtColor(c1, cv2.COLOR_BGR2GRAY),
+                                               cv2.cvtColor(c2, cv2.COLOR_BGR2GRAY)))
+            raw, shape, texts = next(iter(tr.SampleStream(r2, b2, 1.0, 4, 0)))
+            self.assertEqual(shape, (4, tr.IN_H, tr.IN_W))
+            self.assertEqual(len(raw), 4 * tr.IN_H * tr.IN_W)
+            self.assertTrue(set(texts) <= {"AB123", "CD456", "EF789"})
+            x = tr.normalise(np.frombuffer(raw, np.uint8).reshape(shape), "cpu")
+            self.assertEqual(tuple(x.shape), (4, 1, tr.IN_H, tr.IN_W))
+            self.assertGreaterEqual(float(x.min()), -1.0)
+            self.assertLessEqual(float(x.max()), 1.0)
+
+    def test_detector_pack_shrinks_but_keeps_plates_readable(self):
+        import train_detector as td
+        with tempfile.TemporaryDirectory() as d:
+            self._toy_set(d)
+            real = td.RealImages([("set", vigil_data.load_dataset(f"{d}/set", "all"))])
+            negs = [np.full((600, 800, 3), 50, np.uint8)]
+            # long side 200 would make the 120 px plates 60 px wide: they are kept at 100 px instead
+            td.save_pack(f"{d}/p.pkl", real, negs, 90, long_side=200, min_plate_w=100, max_images=2)
+            r2, n2 = td.load_pack(f"{d}/p.pkl")
+            self.assertEqual(len(r2.items), 2)
+            self.assertEqual(r2.by_set, [[0, 1]])
+            self.assertEqual(r2.stats, real.stats)  # the sampling weights stay those of the whole set
+            _, img, boxes = r2.items[0]
+            self.assertAlmostEqual(float(boxes[0, 2] - boxes[0, 0]), 100.0, places=3)
+            self.assertEqual(img.shape[:2], (250, 333))
+            self.assertEqual(max(n2[0].shape[:2]), 200)
+            t = next(iter(td.BatchStream(r2, n2, 0, 3, 128, 0.0, 0.3)))
+            self.assertEqual(tuple(t["img"].shape), (3, 3, 128, 128))
+            self.assertEqual(int(t["n_syn"]), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
