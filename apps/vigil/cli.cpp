@@ -20,6 +20,11 @@ void RecognizerFlags::add_to(CLI::App& app) {
   app.add_option("--models", models_dir, "Folder with detector.onnx and reader.onnx (default: found next to the binary)");
   app.add_option("--formats", formats_file, "Plate formats file (default: plate_formats.json next to the models)");
   app.add_option("--country", country, "Prefer this country's plate formats (e.g. cz, de, uk)");
+  app.add_option("--country-weight", country_weight,
+                 "How strongly --country is preferred: a read fitting its formats wins unless another "
+                 "country's read is this many times more probable (default " +
+                     std::to_string(static_cast<int>(DecodeOptions{}.country_prior)) + ")")
+      ->check(CLI::Range(1.0, 1e6));
   app.add_option("--reader", reader, "Plate reader: neural (default) or tesseract")
       ->check(CLI::IsMember({"neural", "tesseract"}));
   app.add_option("--top", top, "Number of candidate reads kept per plate")->check(CLI::Range(1, 50));
@@ -49,6 +54,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   std::transform(o.decode.preferred_country.begin(), o.decode.preferred_country.end(),
                  o.decode.preferred_country.begin(), [](unsigned char c) { return std::tolower(c); });
   o.decode.top_n = top;
+  if (country_weight >= 1.0f) o.decode.country_prior = country_weight;
   o.threads = threads;
   o.detector.score_threshold = detect_threshold;
   o.detector.input_size = input_size;

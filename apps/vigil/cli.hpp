@@ -19,6 +19,7 @@ struct RecognizerFlags {
   int top = 5, threads = 0, input_size = 0;
   float detect_threshold = -1.0f;
   float weak_threshold = -1.0f;
+  float country_weight = -1.0f;  // < 0: the library's default
   bool no_tiles = false;
   bool no_second_look = false;
   void add_to(CLI::App& app);

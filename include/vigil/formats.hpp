@@ -84,7 +84,8 @@ struct CtcOutput {
 struct DecodeOptions {
   std::string preferred_country;  // "" for none; else its formats win over other countries' formats
                                   // unless those are much more probable (see country_prior)
-  float country_prior = 4.0f;     // probability multiplier given to the preferred country's formats
+  float country_prior = 20.0f;    // probability multiplier given to the preferred country's formats: a
+                                  // camera's own country's plates are the great majority of its traffic
   int top_n = 5;                  // number of candidates kept (>= 1)
   // A format-fitting string is chosen over the unconstrained best read only when its probability is at
   // least this fraction of the unconstrained best's; below it the read is reported as fitting no format.
