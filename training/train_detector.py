@@ -685,6 +685,8 @@ def main():
     ap.add_argument("--run-dir", default=RUN_DIR, help="checkpoints and scratch (default training/runs/detector)")
     ap.add_argument("--minutes", type=float, default=75.0, help="training wall-clock budget, all runs of --resume together")
     ap.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    ap.add_argument("--samples", type=int, default=0,
+                    help="budget in training crops instead of minutes (all runs together); the schedule follows it")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads for training")
     ap.add_argument("--batch", type=int, default=16)
@@ -749,10 +751,19 @@ def main():
                 if os.path.exists(sidecar):  # the training facts of the checkpoint go into the sidecar
                     d = json.load(open(sidecar))
                     st = ck["state"]
-                    d["training"].update({"samples_seen": st["samples"], "steps": st["step"],
-                                          "real_crops": st["real"], "synthetic_crops": st["synthetic"],
-                                          "minutes": round(st["elapsed"] / 60, 1)})
-                    d["training"].update(st.get("fine_tune", {}))
+                    ft = st.get("fine_tune")
+                    base = (ft or {}).get("base", {})
+                    d["training"].update({
+                        "samples_seen": base.get("samples", 0) + st["samples"],
+                        "steps": base.get("steps", 0) + st["step"],
+                        "real_crops": base.get("real", 0) + st["real"],
+                        "synthetic_crops": base.get("synthetic", 0) + st["synthetic"],
+                        "minutes": base.get("minutes", round(st["elapsed"] / 60, 1))})
+                    if ft:  # the fine-tune on top of the base run, apart: it may have run on other hardware
+                        d["training"]["fine_tune"] = {
+                            "from": ft["fine_tuned_from"], "trained_on": ft["trained_on"],
+                            "torch": ft["trained_with_torch"], "samples": st["samples"], "steps": st["step"],
+                            "minutes": round(st["elapsed"] / 60, 1)}
                     json.dump(d, open(sidecar, "w"), indent=2)
             else:
                 m.load_state_dict(torch.load(a.export_weights, map_location="cpu"))
@@ -811,9 +822,14 @@ def main():
     rng = np.random.default_rng(a.seed)
     ckpt = os.path.join(a.run_dir, "last.pt")
     if a.init:
-        model.load_state_dict(packs.load_checkpoint(a.init, dev)["model"])
+        ck = packs.load_checkpoint(a.init, dev)
+        model.load_state_dict(ck["model"])
+        st = ck.get("state", {})
         state["fine_tune"] = {"fine_tuned_from": os.path.basename(a.init), "trained_on": str(dev) if dev.type != "cuda"
-                              else torch.cuda.get_device_name(0), "trained_with_torch": torch.__version__}
+                              else torch.cuda.get_device_name(0), "trained_with_torch": torch.__version__,
+                              "base": {"steps": st.get("step", 0), "samples": st.get("samples", 0),
+                                       "real": st.get("real", 0), "synthetic": st.get("synthetic", 0),
+                                       "minutes": round(st.get("elapsed", 0.0) / 60, 1)}}
         log(f"weights from {a.init}, fresh schedule")
     if a.resume and os.path.exists(ckpt):
         ck = packs.load_checkpoint(ckpt, dev)
@@ -890,9 +906,9 @@ def main():
     while True:
         now = time.time()
         elapsed = now - t_start
-        if elapsed >= budget:
+        frac = state["samples"] / a.samples if a.samples else elapsed / budget
+        if frac >= 1.0:
             break
-        frac = elapsed / budget
         lr = a.lr * min(1.0, (state["step"] + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
