@@ -28,7 +28,13 @@ cp "$tmp/models/detector.json" "$tmp/models-pack/detector.json"
 $py "$here/train_detector.py" --eval-only --test-set "$tmp/toy/plates" --no-hires \
     --export-checkpoint "$tmp/runs/detector-pack/smoke/last.pt" --out "$tmp/models-pack/detector.onnx" \
     --run-dir "$tmp/runs/detector-pack"
-grep -q '"fine_tuned_from": "last.pt"' "$tmp/models-pack/detector.json" || { echo "no fine-tune facts"; exit 1; }
+$py - "$tmp/models-pack" <<'PY'
+import json, sys
+for name in ("detector", "reader"):
+    t = json.load(open(f"{sys.argv[1]}/{name}.json"))["training"]
+    assert t["fine_tune"]["from"] == "last.pt" and t["fine_tune"]["samples"] > 0, (name, t)
+    assert t.get("samples_seen", t.get("samples")) > t["fine_tune"]["samples"], (name, t)  # base + fine-tune
+PY
 "$vigil" read --json --models "$tmp/models-pack" --formats "$here/../data/plate_formats.json" \
     "$tmp/toy/plates/toy000.jpg" | grep -q '"error":null'
 

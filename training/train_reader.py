@@ -476,8 +476,12 @@ def main():
     ckpt_path = os.path.join(a.run_dir, "last.pt")
     state = {"step": 0, "seconds": 0.0, "samples": 0, "best": -1.0, "history": []}
     if a.init:
-        model.load_state_dict(packs.load_checkpoint(a.init, device)["model"])
-        state["init"] = os.path.basename(a.init)
+        ck = packs.load_checkpoint(a.init, device)
+        model.load_state_dict(ck["model"])
+        st = ck.get("state", {})
+        state["init"] = {"from": os.path.basename(a.init), "base": {
+            "steps": st.get("step", 0), "samples": st.get("samples", 0),
+            "minutes": round(st.get("seconds", 0.0) / 60, 1), "torch": st.get("torch", "")}}
         print(f"weights from {a.init}, fresh schedule", flush=True)
     if (a.resume or a.export_only) and os.path.exists(ckpt_path) and not (a.export_only and a.init):
         ck = packs.load_checkpoint(ckpt_path, device)
@@ -491,16 +495,20 @@ def main():
         state = packs.load_checkpoint(a.init, device).get("state", state)
 
     def export_now(accs):
-        meta = {"version": "1", "steps": state["step"], "samples": state["samples"],
-                "minutes": round(state["seconds"] / 60, 1), "batch": state.get("batch", a.batch),
+        base = (state.get("init") or {}).get("base", {})
+        meta = {"version": "1", "steps": base.get("steps", 0) + state["step"],
+                "samples": base.get("samples", 0) + state["samples"],
+                "minutes": base.get("minutes", round(state["seconds"] / 60, 1)), "batch": state.get("batch", a.batch),
                 "lr": state.get("lr", a.lr), "seed": a.seed, "real_datasets": state.get("real_datasets", []),
                 "real_crops": len(real) if real else 0, "p_real": state.get("p_real", a.p_real),
                 "real_crops_with_detector_corners": real.with_detection if real else 0,
                 "held_out_greedy_exact_on_gt_crops": accs, "torch": torch.__version__,
                 "trained_on": state.get("trained_on", device), "trained_with_torch": state.get("torch", ""),
                 "params": sum(p.numel() for p in model.parameters())}
-        if state.get("init"):
-            meta["fine_tuned_from"] = state["init"]
+        if state.get("init"):  # the fine-tune on top of the base run, apart: it may have run on other hardware
+            meta["fine_tune"] = {"from": state["init"]["from"], "trained_on": meta.pop("trained_on"),
+                                 "torch": meta.pop("trained_with_torch"), "samples": state["samples"],
+                                 "steps": state["step"], "minutes": round(state["seconds"] / 60, 1)}
         diff = export(model, a.out, meta)
         print(f"exported {a.out} (opencv diff {diff:.2e})", flush=True)
 
