@@ -384,6 +384,38 @@ TEST_F(ModelTest, SmallPlateInALargePhotoIsFoundByTheTilePass) {
   EXPECT_FALSE(found(*whole));
 }
 
+TEST_F(ModelTest, SmallPlateIsLocatedAgainBeforeItIsRead) {
+  const CloseUp c = close_up(*rec_);
+  ASSERT_FALSE(c.img.empty());
+  ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
+  // The scene shrunk until the plate is 52 px wide (13 px tall), in a 1280 px square photo: the full pass
+  // sees the plate 21 network pixels wide, and its corners are too coarse to read it from.
+  const double f = 52.0 / c.plate.width;
+  cv::Mat small;
+  cv::resize(c.img, small, cv::Size(), f, f, cv::INTER_AREA);
+  RecognizerOptions coarse;
+  coarse.refine_below = 0;
+  auto unrefined = Recognizer::load(coarse);
+  ASSERT_TRUE(unrefined.ok()) << unrefined.error();
+  int refined_reads = 0, unrefined_reads = 0;
+  for (const cv::Point at : {cv::Point(340, 380), cv::Point(300, 300), cv::Point(500, 200)}) {
+    SCOPED_TRACE(testing::Message() << at);
+    cv::Mat photo(1280, 1280, CV_8UC3, cv::Scalar(90, 90, 90));
+    small.copyTo(photo(cv::Rect(at, small.size())));
+    const cv::Rect want(at.x + int(c.plate.x * f), at.y + int(c.plate.y * f), int(c.plate.width * f),
+                        int(c.plate.height * f));
+    const auto reads = [&](const Recognizer& rec) {
+      for (const auto& p : rec.recognize(photo).plates)
+        if ((p.box & want).area() > 0.3 * want.area() && p.text == "BR07AAC") return true;
+      return false;
+    };
+    refined_reads += reads(*rec_);
+    unrefined_reads += reads(*unrefined);
+  }
+  EXPECT_EQ(refined_reads, 3);
+  EXPECT_LT(unrefined_reads, refined_reads);
+}
+
 TEST(Profiles, ParseApplyAndName) {
   EXPECT_EQ(parse_profile("edge").value(), Profile::kEdge);
   EXPECT_EQ(parse_profile("default").value(), Profile::kDefault);
@@ -396,10 +428,12 @@ TEST(Profiles, ParseApplyAndName) {
   EXPECT_TRUE(o.detector.tiles);
   EXPECT_GT(o.max_weak_reads, 0);
   EXPECT_TRUE(o.second_look);
+  EXPECT_GT(o.refine_below, 0);
   apply_profile(Profile::kEdge, o);
   EXPECT_FALSE(o.detector.tiles);
   EXPECT_EQ(o.max_weak_reads, 0);
   EXPECT_FALSE(o.second_look);
+  EXPECT_EQ(o.refine_below, 0);
   StreamOptions s;
   s.motion.enabled = false;
   apply_profile(Profile::kEdge, s);

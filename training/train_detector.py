@@ -476,7 +476,7 @@ def preprocess(img_bgr, input_size, pad=32):
     h, w = img_bgr.shape[:2]
     sc = input_size / max(h, w)
     nw, nh = max(1, round(w * sc)), max(1, round(h * sc))
-    r = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_AREA)  # as src/detect/detector.cpp
+    r = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR if sc > 1 else cv2.INTER_AREA)  # as detector.cpp
     W, H = (nw + pad - 1) // pad * pad, (nh + pad - 1) // pad * pad
     x = np.zeros((H, W, 3), np.float32)
     x[:nh, :nw] = r[:, :, ::-1].astype(np.float32) / 255.0
@@ -780,7 +780,7 @@ def main():
             h = d["training"].get("heldout") or {}
             h.update({"threshold": thr, "iou": 0.5, "sets": table, "mean_recall_512": round(mr, 4),
                       "mean_f1_512": round(mf, 4), "evaluated_with": "cv2.dnn " + cv2.__version__ +
-                      ", INTER_AREA resize, peaks in the unpadded area, NMS 0.4 + 70% inside rule"})
+                      ", INTER_AREA resize (INTER_LINEAR to enlarge), peaks in the unpadded area, NMS 0.4 + 70% inside rule"})
             d["training"]["heldout"] = h
             with open(sidecar + ".tmp", "w") as f:
                 json.dump(d, f, indent=2)

@@ -37,6 +37,8 @@ void RecognizerFlags::add_to(CLI::App& app) {
   app.add_flag("--no-tiles", no_tiles, "Do not search large images in tiles for small plates");
   app.add_flag("--no-second-look", no_second_look,
                "Do not read uncertain plates again from a wider crop (faster, fewer exact reads)");
+  app.add_flag("--no-refine", no_refine,
+               "Do not locate small plates again in a zoomed-in window before reading them (faster)");
   app.add_option("--profile", profile,
                  "Speed/accuracy profile: default, or edge for small CPUs (no tile passes; in video, motion "
                  "gating and detection only where something moved or a track is open)")
@@ -61,6 +63,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.weak_threshold = weak_threshold;
   if (no_tiles) o.detector.tiles = false;
   if (no_second_look) o.second_look = false;
+  if (no_refine) o.refine_below = 0;
   return o;
 }
 

@@ -22,6 +22,7 @@ struct RecognizerFlags {
   float country_weight = -1.0f;  // < 0: the library's default
   bool no_tiles = false;
   bool no_second_look = false;
+  bool no_refine = false;
   void add_to(CLI::App& app);
   Result<RecognizerOptions> to_options() const;
   Profile profile_value() const { return profile == "edge" ? Profile::kEdge : Profile::kDefault; }

@@ -54,6 +54,12 @@ struct RecognizerOptions {
   // An uncertain read (below 0.9, or fitting no format) is read again from a wider crop around the
   // detected corners (reader.json "second_look_margins"), and the better of the two kept.
   bool second_look = true;
+  // A plate found narrower than refine_below network pixels in the image's full pass (the corners of a
+  // plate a few network pixels tall are placed to a pixel or two, too coarse for the reader) is located
+  // again in a window around it scaled so it is refine_width network pixels wide, and read from those
+  // corners. 0: off.
+  int refine_below = 64;
+  int refine_width = 80;
   int max_weak_reads = 2;  // per image (or frame), highest detector scores first: bounds the extra reads
   int threads = 0;              // OpenCV threads; 0 = OpenCV's default (all cores)
   std::size_t max_pixels = 50'000'000;  // larger images are refused with a message (memory bound)

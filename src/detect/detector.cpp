@@ -44,6 +44,9 @@ Result<PlateDetector> PlateDetector::load(const std::string& models_dir) {
   auto nets = NetPool::load(onnx);
   if (!nets) return Error{"detector model: " + nets.error()};
   d.nets_ = *nets;
+  auto refine_nets = NetPool::load(onnx);
+  if (!refine_nets) return Error{"detector model: " + refine_nets.error()};
+  d.refine_nets_ = *refine_nets;
   return d;
 }
 
@@ -53,14 +56,17 @@ void PlateDetector::run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_
 }
 
 void PlateDetector::run_pass_scaled(const cv::Mat& bgr, const cv::Rect& roi, double scale, float threshold,
-                                    std::vector<Detection>& out) const {
+                                    std::vector<Detection>& out, NetPool* pool, int min_side) const {
   const int w = std::max(1, int(std::lround(roi.width * scale)));
   const int h = std::max(1, int(std::lround(roi.height * scale)));
-  const int pw = (w + pad_multiple_ - 1) / pad_multiple_ * pad_multiple_;
-  const int ph = (h + pad_multiple_ - 1) / pad_multiple_ * pad_multiple_;
+  const int pw = std::max(min_side, (w + pad_multiple_ - 1) / pad_multiple_ * pad_multiple_);
+  const int ph = std::max(min_side, (h + pad_multiple_ - 1) / pad_multiple_ * pad_multiple_);
 
   cv::Mat canvas = cv::Mat::zeros(ph, pw, CV_8UC3);
-  cv::resize(bgr(roi), canvas(cv::Rect(0, 0, w, h)), cv::Size(w, h), 0, 0, cv::INTER_AREA);
+  // Area averaging to shrink; to enlarge it would copy pixels like nearest-neighbour (blocky small images
+  // and refine windows, which training enlarged bilinearly).
+  cv::resize(bgr(roi), canvas(cv::Rect(0, 0, w, h)), cv::Size(w, h), 0, 0,
+             scale > 1.0 ? cv::INTER_LINEAR : cv::INTER_AREA);
   cv::Mat blob = cv::dnn::blobFromImage(canvas, scale_, cv::Size(), mean_ * (1.0 / scale_), rgb_, false);
   if (std_ != cv::Scalar(1, 1, 1)) {
     // blobFromImage has no per-channel std; the sidecars here use 1, kept for other exports.
@@ -71,7 +77,7 @@ void PlateDetector::run_pass_scaled(const cv::Mat& bgr, const cv::Rect& roi, dou
   }
   cv::Mat result;
   {
-    auto net = nets_->acquire();
+    auto net = (pool ? pool : nets_.get())->acquire();
     net->setInput(blob, "image");
     result = net->forward(output_).clone();
   }
@@ -195,6 +201,27 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
   }
   for (const auto& r : passes) run_pass_scaled(bgr, r, scale, threshold, raw);
   return suppress(std::move(raw), options);
+}
+
+Detection PlateDetector::refine(const cv::Mat& bgr, const Detection& d, float threshold, int net_width) const {
+  if (bgr.empty() || d.box.width <= 0 || net_width <= 0) return d;
+  const double scale = double(net_width) / d.box.width;
+  const int side = int(kRefineWindowNet / scale);
+  const cv::Point centre(d.box.x + d.box.width / 2, d.box.y + d.box.height / 2);
+  const cv::Rect window =
+      cv::Rect(centre.x - side / 2, centre.y - side / 2, side, side) & cv::Rect(0, 0, bgr.cols, bgr.rows);
+  if (window.width * scale < pad_multiple_ || window.height * scale < pad_multiple_) return d;
+  std::vector<Detection> raw;
+  run_pass_scaled(bgr, window, scale, threshold, raw, refine_nets_.get(), kRefineWindowNet);
+  // The strongest peak on the same plate; the score stays the one the plate was found with.
+  const Detection* best = nullptr;
+  for (const auto& r : raw)
+    if (box_iou(r.box, d.box) >= 0.3f && (!best || r.score > best->score)) best = &r;
+  if (!best) return d;
+  Detection out = d;
+  out.box = best->box;
+  out.corners = best->corners;
+  return out;
 }
 
 }  // namespace vigil

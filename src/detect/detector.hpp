@@ -25,6 +25,11 @@ class PlateDetector {
   std::vector<Detection> detect(const cv::Mat& bgr, const DetectorOptions& options,
                                 const std::vector<cv::Rect>& regions) const;
 
+  // `d` located again by a pass over a window around it, scaled so the plate is about `net_width`
+  // network pixels wide: a plate found small (a few network pixels tall) gets its corners placed more
+  // exactly, which is what the reader needs. `d` unchanged when that pass does not find it.
+  Detection refine(const cv::Mat& bgr, const Detection& d, float threshold, int net_width) const;
+
   float default_threshold() const { return threshold_; }
   float default_weak_threshold() const { return weak_threshold_; }
   float default_nms_iou() const { return nms_iou_; }
@@ -33,6 +38,8 @@ class PlateDetector {
  private:
   // A region is searched over at least this many network input pixels on each side.
   static constexpr int kMinRegionNetPixels = 96;
+  // The window of a refine() pass, network pixels on each side.
+  static constexpr int kRefineWindowNet = 256;
   // Regions adding up to this share of the image are searched in one full pass instead.
   static constexpr double kFullPassAreaShare = 0.6;
 
@@ -41,11 +48,15 @@ class PlateDetector {
   // Runs the network on `roi` of the image scaled so its long side is `input_size`; appends raw detections.
   void run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_size, float threshold,
                 std::vector<Detection>& out) const;
-  // Runs the network on `roi` of the image scaled by `scale`; appends raw detections.
+  // Runs the network on `roi` of the image scaled by `scale`; appends raw detections. The input is padded
+  // to at least min_side x min_side network pixels; `pool` is the network pool to borrow from.
   void run_pass_scaled(const cv::Mat& bgr, const cv::Rect& roi, double scale, float threshold,
-                       std::vector<Detection>& out) const;
+                       std::vector<Detection>& out, NetPool* pool = nullptr, int min_side = 0) const;
 
   std::shared_ptr<NetPool> nets_;
+  // refine() passes, all kRefineWindowNet square: OpenCV re-plans a network for every new input shape,
+  // so they borrow networks of their own rather than reshaping those of the full passes.
+  std::shared_ptr<NetPool> refine_nets_;
   int input_size_ = 512;
   int pad_multiple_ = 32;
   int stride_ = 4;

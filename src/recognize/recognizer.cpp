@@ -59,6 +59,7 @@ void apply_profile(Profile profile, RecognizerOptions& options) {
     // In video a plate crosses the detector threshold and is read surely as it comes closer.
     options.max_weak_reads = 0;
     options.second_look = false;
+    options.refine_below = 0;
   }
 }
 
@@ -163,6 +164,13 @@ struct Recognizer::Impl {
       d.weak = d.score < strong;
       if (d.weak && weak_kept++ >= options.max_weak_reads) continue;
       out.push_back(d);
+    }
+    if (options.refine_below > 0 && !bgr.empty()) {
+      const int input = o.input_size > 0 ? o.input_size : detector->default_input_size();
+      const double full_scale = double(input) / std::max(bgr.cols, bgr.rows);
+      for (auto& d : out)
+        if (d.box.width * full_scale < options.refine_below)
+          d = detector->refine(bgr, d, o.score_threshold, options.refine_width);
     }
     return out;
   }
