@@ -357,60 +357,63 @@ TEST_F(ModelTest, TiltedPlatesAreRead) {
   }
 }
 
+// The close-up scene shrunk until its plate is `plate_width` px wide, at `at` in a grey canvas.
+struct SmallScene {
+  cv::Mat photo;
+  cv::Rect plate;
+  // Whether `rec` reads the plate there.
+  bool read_by(const Recognizer& rec) const {
+    for (const auto& p : rec.recognize(photo).plates)
+      if ((p.box & plate).area() > 0.3 * plate.area() && p.text == "BR07AAC") return true;
+    return false;
+  }
+};
+
+SmallScene small_scene(const CloseUp& c, double plate_width, cv::Size canvas, cv::Point at) {
+  const double f = plate_width / c.plate.width;
+  cv::Mat small;
+  cv::resize(c.img, small, cv::Size(), f, f, cv::INTER_AREA);
+  SmallScene s{cv::Mat(canvas, CV_8UC3, cv::Scalar(90, 90, 90)),
+               cv::Rect(at.x + int(c.plate.x * f), at.y + int(c.plate.y * f), int(c.plate.width * f),
+                        int(c.plate.height * f))};
+  small.copyTo(s.photo(cv::Rect(at, small.size())));
+  return s;
+}
+
+Recognizer load_with(const RecognizerOptions& options) {
+  auto rec = Recognizer::load(options);
+  EXPECT_TRUE(rec.ok()) << rec.error();
+  return std::move(*rec);
+}
+
 TEST_F(ModelTest, SmallPlateInALargePhotoIsFoundByTheTilePass) {
   const CloseUp c = close_up(*rec_);
   ASSERT_FALSE(c.img.empty());
   ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
-  // The scene shrunk until the plate is 60 px wide, in a 4000x3000 photo.
-  const double f = 60.0 / c.plate.width;
-  cv::Mat small;
-  cv::resize(c.img, small, cv::Size(), f, f, cv::INTER_AREA);
-  cv::Mat photo(3000, 4000, CV_8UC3, cv::Scalar(90, 90, 90));
-  const cv::Point at(1500, 1200);
-  small.copyTo(photo(cv::Rect(at, small.size())));
-  const cv::Rect want(at.x + int(c.plate.x * f), at.y + int(c.plate.y * f), int(c.plate.width * f),
-                      int(c.plate.height * f));
-  const auto found = [&](const Recognizer& rec) {
-    for (const auto& p : rec.recognize(photo).plates)
-      if ((p.box & want).area() > 0.3 * want.area() && p.text == "BR07AAC") return true;
-    return false;
-  };
-  EXPECT_TRUE(found(*rec_));
+  // The plate 60 px wide in a 4000x3000 photo.
+  const SmallScene s = small_scene(c, 60.0, cv::Size(4000, 3000), cv::Point(1500, 1200));
+  EXPECT_TRUE(s.read_by(*rec_));
   // One pass over the whole photo sees the plate 8 px wide: too small. The tiles are what finds it.
   RecognizerOptions no_tiles;
   no_tiles.detector.tiles = false;
-  auto whole = Recognizer::load(no_tiles);
-  ASSERT_TRUE(whole.ok()) << whole.error();
-  EXPECT_FALSE(found(*whole));
+  EXPECT_FALSE(s.read_by(load_with(no_tiles)));
 }
 
 TEST_F(ModelTest, SmallPlateIsLocatedAgainBeforeItIsRead) {
   const CloseUp c = close_up(*rec_);
   ASSERT_FALSE(c.img.empty());
   ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
-  // The scene shrunk until the plate is 52 px wide (13 px tall), in a 1280 px square photo: the full pass
-  // sees the plate 21 network pixels wide, and its corners are too coarse to read it from.
-  const double f = 52.0 / c.plate.width;
-  cv::Mat small;
-  cv::resize(c.img, small, cv::Size(), f, f, cv::INTER_AREA);
+  // The plate 52 px wide (13 px tall) in a 1280 px square photo: the full pass sees it 21 network pixels
+  // wide, and its corners are too coarse to read it from.
   RecognizerOptions coarse;
   coarse.refine_below = 0;
-  auto unrefined = Recognizer::load(coarse);
-  ASSERT_TRUE(unrefined.ok()) << unrefined.error();
+  const Recognizer unrefined = load_with(coarse);
   int refined_reads = 0, unrefined_reads = 0;
   for (const cv::Point at : {cv::Point(340, 380), cv::Point(300, 300), cv::Point(500, 200)}) {
     SCOPED_TRACE(testing::Message() << at);
-    cv::Mat photo(1280, 1280, CV_8UC3, cv::Scalar(90, 90, 90));
-    small.copyTo(photo(cv::Rect(at, small.size())));
-    const cv::Rect want(at.x + int(c.plate.x * f), at.y + int(c.plate.y * f), int(c.plate.width * f),
-                        int(c.plate.height * f));
-    const auto reads = [&](const Recognizer& rec) {
-      for (const auto& p : rec.recognize(photo).plates)
-        if ((p.box & want).area() > 0.3 * want.area() && p.text == "BR07AAC") return true;
-      return false;
-    };
-    refined_reads += reads(*rec_);
-    unrefined_reads += reads(*unrefined);
+    const SmallScene s = small_scene(c, 52.0, cv::Size(1280, 1280), at);
+    refined_reads += s.read_by(*rec_);
+    unrefined_reads += s.read_by(unrefined);
   }
   EXPECT_EQ(refined_reads, 3);
   EXPECT_LT(unrefined_reads, refined_reads);
