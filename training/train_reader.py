@@ -332,9 +332,8 @@ def make_sample(rng, real, backgrounds, p_real):
 
 
 def to_tensor(batch):
-    x = np.stack(batch).astype(np.float32) / 255.0
-    x = (x - MEAN) / STD
-    return torch.from_numpy(x[:, None])
+    """A list of uint8 H x W crops -> normalised float N x 1 x H x W on the CPU."""
+    return normalise(np.stack(batch), "cpu")
 
 
 def normalise(u8, device):
