@@ -110,6 +110,31 @@ TEST(Detector, BoxIou) {
   EXPECT_FLOAT_EQ(box_iou({0, 0, 10, 10}, {20, 20, 5, 5}), 0.0f);
 }
 
+Detection scored_box(cv::Rect box, float score) {
+  Detection d;
+  d.box = box;
+  d.score = score;
+  return d;
+}
+
+TEST(Detector, SuppressionDropsOverlapsAndPartialViewsOnly) {
+  // Highest score first; the weaker copy of the same plate goes.
+  auto kept = suppress_overlaps({scored_box({100, 100, 80, 20}, 0.6f), scored_box({102, 101, 80, 20}, 0.9f)}, 0.4f, 32);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_FLOAT_EQ(kept[0].score, 0.9f);
+  // A tile's partial view of a plate (its left half, same height) goes too, though its IoU is only 0.5.
+  kept = suppress_overlaps({scored_box({100, 100, 40, 20}, 0.7f), scored_box({100, 100, 80, 20}, 0.9f)}, 0.6f, 32);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].box.width, 80);
+  // A small plate inside a stronger false box over its car stays.
+  kept = suppress_overlaps({scored_box({0, 0, 300, 200}, 0.8f), scored_box({120, 150, 40, 10}, 0.6f)}, 0.4f, 32);
+  EXPECT_EQ(kept.size(), 2u);
+  // Two plates side by side both stay; max_plates bounds the count.
+  const std::vector<Detection> two{scored_box({0, 0, 80, 20}, 0.9f), scored_box({200, 0, 80, 20}, 0.8f)};
+  EXPECT_EQ(suppress_overlaps(two, 0.4f, 32).size(), 2u);
+  EXPECT_EQ(suppress_overlaps(two, 0.4f, 1).size(), 1u);
+}
+
 TEST(RecognizerLoad, MissingModelsFolderIsAClearError) {
   RecognizerOptions o;
   o.models_dir = "/nonexistent/models";
@@ -390,13 +415,20 @@ TEST_F(ModelTest, SmallPlateInALargePhotoIsFoundByTheTilePass) {
   const CloseUp c = close_up(*rec_);
   ASSERT_FALSE(c.img.empty());
   ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
-  // The plate 60 px wide in a 4000x3000 photo.
-  const SmallScene s = small_scene(c, 60.0, cv::Size(4000, 3000), cv::Point(1500, 1200));
-  EXPECT_TRUE(s.read_by(*rec_));
-  // One pass over the whole photo sees the plate 8 px wide: too small. The tiles are what finds it.
-  RecognizerOptions no_tiles;
+  // The plate 40 px wide (10 px tall) in a 4000x3000 photo, at two places.
+  RecognizerOptions no_tiles, coarse_tiles;
   no_tiles.detector.tiles = false;
-  EXPECT_FALSE(s.read_by(load_with(no_tiles)));
+  coarse_tiles.detector.smallest_plate = 120;
+  const Recognizer untiled = load_with(no_tiles), coarse = load_with(coarse_tiles);
+  for (const cv::Point at : {cv::Point(1500, 1200), cv::Point(3000, 2200)}) {
+    SCOPED_TRACE(testing::Message() << at);
+    const SmallScene s = small_scene(c, 40.0, cv::Size(4000, 3000), at);
+    EXPECT_TRUE(s.read_by(*rec_));
+    // One pass over the whole photo sees the plate 5 network pixels wide: too small. Tiles sized for
+    // plates 120 px wide see it 8 px wide: too small too. Tiles sized for 40 px plates are what find it.
+    EXPECT_FALSE(s.read_by(untiled));
+    EXPECT_FALSE(s.read_by(coarse));
+  }
 }
 
 TEST_F(ModelTest, SmallPlateIsLocatedAgainBeforeItIsRead) {

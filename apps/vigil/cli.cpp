@@ -35,6 +35,11 @@ void RecognizerFlags::add_to(CLI::App& app) {
                  "format with confidence >= 0.5 (default: the model's; >= --detect-threshold: off)");
   app.add_option("--input-size", input_size, "Detector input long side in pixels (default: the model's)");
   app.add_flag("--no-tiles", no_tiles, "Do not search large images in tiles for small plates");
+  app.add_option("--smallest-plate", smallest_plate,
+                 "Width in pixels of the smallest plate to find in large images: sizes the tiles they are "
+                 "searched in (smaller finds smaller plates, slower; default " +
+                     std::to_string(DetectorOptions{}.smallest_plate) + ")")
+      ->check(CLI::Range(8, 4000));
   app.add_flag("--no-second-look", no_second_look,
                "Do not read uncertain plates again from a wider crop (faster, fewer exact reads)");
   app.add_flag("--no-refine", no_refine,
@@ -62,6 +67,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.detector.input_size = input_size;
   o.weak_threshold = weak_threshold;
   if (no_tiles) o.detector.tiles = false;
+  if (smallest_plate > 0) o.detector.smallest_plate = smallest_plate;
   if (no_second_look) o.second_look = false;
   if (no_refine) o.refine_below = 0;
   return o;

@@ -29,9 +29,12 @@ struct DetectorOptions {
   float nms_iou = -1.0f;          // boxes overlapping more than this (IoU) are merged; < 0: model default
   int input_size = 0;             // long side of the network input in pixels; 0: model default (512)
   // Large images are also searched in overlapping tiles at a higher resolution so small plates are
-  // found: a tile pass runs when the image's long side exceeds tile_min_long_side pixels.
+  // found: tiles sized so a plate smallest_plate pixels wide is big enough for the network, searched when
+  // the image's long side exceeds tile_min_long_side pixels and the full pass would see such a plate
+  // too small.
   bool tiles = true;
   int tile_min_long_side = 1280;  // pixels: 1280x720 video frames run one pass; larger photos are tiled
+  int smallest_plate = 40;        // pixels wide, in the image
   int max_plates = 32;            // per image
 };
 

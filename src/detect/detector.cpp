@@ -119,25 +119,30 @@ void PlateDetector::run_pass_scaled(const cv::Mat& bgr, const cv::Rect& roi, dou
   }
 }
 
-std::vector<Detection> PlateDetector::suppress(std::vector<Detection> raw, const DetectorOptions& options) const {
-  const float nms_iou = options.nms_iou >= 0 ? options.nms_iou : nms_iou_;
-  std::sort(raw.begin(), raw.end(), [](const Detection& a, const Detection& b) { return a.score > b.score; });
+std::vector<Detection> suppress_overlaps(std::vector<Detection> raw, float nms_iou, int max_plates) {
+  std::stable_sort(raw.begin(), raw.end(), [](const Detection& a, const Detection& b) { return a.score > b.score; });
   std::vector<Detection> kept;
   for (const auto& d : raw) {
+    if (int(kept.size()) >= max_plates) break;
     bool suppressed = false;
     for (const auto& k : kept) {
       const cv::Rect2f a(d.box), b(k.box);
-      // Also drop a box mostly inside a kept one (a tile's partial view of a plate).
+      // Also drop a box mostly inside a kept one of about its height (a tile's partial view of a plate);
+      // a much shorter box inside a kept one is another object, e.g. a plate inside a false box over its car.
       const float inside = (a & b).area() / std::max(1.0f, a.area());
-      if (box_iou(a, b) > nms_iou || inside > 0.7f) {
+      const bool part_of = inside > 0.7f && a.height > 0.5f * b.height;
+      if (box_iou(a, b) > nms_iou || part_of) {
         suppressed = true;
         break;
       }
     }
     if (!suppressed) kept.push_back(d);
-    if (int(kept.size()) >= options.max_plates) break;
   }
   return kept;
+}
+
+std::vector<Detection> PlateDetector::suppress(std::vector<Detection> raw, const DetectorOptions& options) const {
+  return suppress_overlaps(std::move(raw), options.nms_iou >= 0 ? options.nms_iou : nms_iou_, options.max_plates);
 }
 
 std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorOptions& options) const {
@@ -149,10 +154,10 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
   run_pass(bgr, whole, input_size, threshold, raw);
 
   const int long_side = std::max(bgr.cols, bgr.rows);
-  if (options.tiles && long_side > options.tile_min_long_side) {
-    // Square tiles at about twice the full pass's resolution (at least), overlapping by a quarter so a
-    // plate cut by one tile is whole in its neighbour.
-    const int tile = std::min(long_side, std::max(input_size * 2, long_side / 3));
+  // Square tiles in which a plate options.smallest_plate pixels wide is kTileNetPlate network pixels,
+  // overlapping by a quarter so a plate cut by one tile is whole in its neighbour.
+  const int tile = std::max(input_size, options.smallest_plate * input_size / kTileNetPlate);
+  if (options.tiles && long_side > options.tile_min_long_side && long_side > tile) {
     const int step = tile * 3 / 4;
     for (int ty = 0; ty < bgr.rows; ty += step) {
       for (int tx = 0; tx < bgr.cols; tx += step) {

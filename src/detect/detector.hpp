@@ -38,6 +38,9 @@ class PlateDetector {
  private:
   // A region is searched over at least this many network input pixels on each side.
   static constexpr int kMinRegionNetPixels = 96;
+  // Tiles are sized so a plate DetectorOptions::smallest_plate pixels wide is this many network pixels
+  // wide: the detector finds plates from about 12 network pixels, surely from about 24.
+  static constexpr int kTileNetPlate = 24;
   // The window of a refine() pass, network pixels on each side.
   static constexpr int kRefineWindowNet = 256;
   // Regions adding up to this share of the image are searched in one full pass instead.
@@ -73,5 +76,11 @@ class PlateDetector {
 
 // Intersection over union of two boxes.
 float box_iou(const cv::Rect2f& a, const cv::Rect2f& b);
+
+// Non-maximum suppression, highest score first: a box is dropped when it overlaps a kept one by more than
+// `nms_iou`, or lies mostly inside a kept one of about its height (a tile's partial view of that plate).
+// A much shorter box inside a kept one stays: a small plate inside a false box over its car. At most
+// `max_plates` are kept.
+std::vector<Detection> suppress_overlaps(std::vector<Detection> raw, float nms_iou, int max_plates);
 
 }  // namespace vigil
