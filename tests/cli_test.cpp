@@ -796,6 +796,47 @@ TEST_F(CliTest, BenchIouDecidesWhatCountsAsFound) {
   EXPECT_EQ(run_vigil({"bench", "--iou", "0", csv}).status, 2);
 }
 
+TEST_F(CliTest, BenchPointsAtALabelBoxDrawnBesideThePlateItNames) {
+  // The sample's plate labelled with its text, but the box drawn one plate-height below it: the plate
+  // counts as missed, and the error says where it was read right.
+  const std::string sample = std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg";
+  const auto read = run_vigil({"read", "--json", sample});
+  ASSERT_EQ(read.status, 0) << read;
+  const auto lines = json_lines(read.out);
+  ASSERT_EQ(lines.size(), 1u) << read;
+  ASSERT_FALSE(lines[0]["plates"].empty()) << read;
+  const auto& plate = lines[0]["plates"][0];
+  ASSERT_EQ(plate["text"], "BR07AAC") << read;
+  const double x = plate["box"][0], y = plate["box"][1], w = plate["box"][2], h = plate["box"][3];
+  fs::create_directories(path("shifted/images"));
+  fs::copy_file(sample, path("shifted/images/close.jpg"));
+  auto bench_with_text = [&](const std::string& text) {
+    char row[256];
+    std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f,%s\n", lines[0]["width"].get<int>(),
+                  lines[0]["height"].get<int>(), x, y + 1.2 * h, x + w, y + 2.2 * h, text.c_str());
+    const std::string csv = write_file("shifted/labels.csv",
+                                       std::string("filename,width,height,class,xmin,ymin,xmax,ymax,text\n") + row);
+    const auto r = run_vigil({"bench", "--json", csv});
+    EXPECT_EQ(r.status, 0) << r;
+    const json all = json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(all.is_array() && all.size() == 1u) << r;
+    return all.is_array() && !all.empty() ? all[0] : json();
+  };
+  const json named = bench_with_text("BR07AAC");
+  EXPECT_EQ(named["detection_recall"], 0.0) << named;
+  EXPECT_EQ(named["exact"], 0.0) << named;
+  EXPECT_EQ(named["suspect_labels"], 1) << named;
+  ASSERT_EQ(named["errors"].size(), 1u) << named;
+  EXPECT_TRUE(contains(named["errors"][0].get<std::string>(), "misplaced")) << named;
+  const auto table = run_vigil({"bench", path("shifted/labels.csv")});
+  EXPECT_TRUE(contains(table.out, "misplaced")) << table;
+  // A label naming another plate is just a miss.
+  const json other = bench_with_text("CJ12XYZ");
+  EXPECT_EQ(other["suspect_labels"], 0) << other;
+  ASSERT_EQ(other["errors"].size(), 1u) << other;
+  EXPECT_FALSE(contains(other["errors"][0].get<std::string>(), "misplaced")) << other;
+}
+
 TEST_F(CliTest, BenchSplitSuffixPicksThePart) {
   // Enough small images that the seeded split puts some in each part.
   std::size_t n_test = 0, n_train = 0;

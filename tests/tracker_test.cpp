@@ -171,6 +171,25 @@ TEST(VoteReads, FormatsAndPreferredCountryBreakTies) {
   EXPECT_EQ(vote_reads(tie, shipped(), "sk", 1).candidates.size(), 1u);
 }
 
+TEST(VoteReads, CountryIsTheOneDecodingReportsForTheText) {
+  // Text fitting several countries' layouts: the event reports the layout one read alone reports (the
+  // narrowest fitting one), not the first fitting country in file order.
+  for (const char* text : {"B68SPK", "XY07AAC", "AB12CDE", "GU123AB", "1AB2345"}) {
+    SCOPED_TRACE(text);
+    const PlateFormat* expected = shipped().likeliest(text);
+    ASSERT_NE(expected, nullptr);
+    const Decoded d = vote_reads({plate(text, {0, 0, 100, 22}), plate(text, {0, 0, 100, 22})}, shipped(), "", 5);
+    EXPECT_EQ(d.country, expected->country);
+    EXPECT_EQ(d.format, expected->name);
+  }
+  EXPECT_EQ(shipped().likeliest("XY07AAC")->country, "uk");  // XY is no Romanian county; "at" fits too
+  EXPECT_EQ(shipped().likeliest("B68SPK")->country, "ro");   // Bucharest; Austrian and British layouts fit
+  // The preferred country's fitting format comes first.
+  EXPECT_EQ(shipped().likeliest("B68SPK", "uk")->country, "uk");
+  EXPECT_EQ(vote_reads({plate("B68SPK", {0, 0, 100, 22})}, shipped(), "uk", 5).country, "uk");
+  EXPECT_EQ(shipped().likeliest("1AB234O"), nullptr);
+}
+
 TEST(VoteReads, NoReadsGiveAnEmptyResult) {
   EXPECT_TRUE(vote_reads({}, shipped(), "", 5).text.empty());
   EXPECT_TRUE(vote_reads({plate("-- ", {0, 0, 10, 3})}, shipped(), "", 5).candidates.empty());

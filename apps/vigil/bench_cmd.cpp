@@ -29,6 +29,9 @@ struct SetResult {
   std::string name;
   std::size_t images = 0, gt_plates = 0, gt_texts = 0, detections = 0, true_pos = 0, exact = 0, topn = 0,
               bad_images = 0;
+  // Missed plates whose text a detection elsewhere in the image reads exactly: most likely a label box
+  // drawn in the wrong place (they still count as missed).
+  std::size_t suspect_labels = 0;
   std::vector<double> detect_ms, read_ms, total_ms;
   double seconds = 0;
   // (confidence, correct) of every read matched to a plate with a text, to choose a min-confidence.
@@ -108,6 +111,7 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
     s.detections += dets.size();
     // Greedy one-to-one matching by IoU >= 0.5.
     std::vector<bool> used(dets.size(), false);
+    std::vector<std::size_t> missed;
     for (size_t g = 0; g < gt.size(); ++g) {
       int best = -1;
       float best_iou = float(f.iou);
@@ -118,7 +122,7 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
       const std::string& want = item.plates[g].text;
       if (!want.empty()) ++s.gt_texts;
       if (best < 0) {
-        if (!want.empty()) s.errors.push_back(item.path + ": want " + want + " got (not detected)");
+        if (!want.empty()) missed.push_back(g);
         continue;
       }
       used[best] = true;
@@ -132,6 +136,20 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
       s.topn += in_top || ok;
       s.reads.emplace_back(p.confidence, ok);
       if (!ok) s.errors.push_back(item.path + ": want " + want + " got " + p.text);
+    }
+    for (const std::size_t g : missed) {
+      const std::string& want = item.plates[g].text;
+      std::string error = item.path + ": want " + want + " got (not detected)";
+      for (std::size_t d = 0; d < dets.size(); ++d) {
+        if (used[d] || reads[d].text != want) continue;
+        used[d] = true;
+        ++s.suspect_labels;
+        const cv::Rect& b = dets[d];
+        error += "; read right at [" + std::to_string(b.x) + ", " + std::to_string(b.y) + ", " +
+                 std::to_string(b.width) + ", " + std::to_string(b.height) + "]: is the label box misplaced?";
+        break;
+      }
+      s.errors.push_back(std::move(error));
     }
   }
   progress.finish();
@@ -161,6 +179,7 @@ nlohmann::json to_json(const SetResult& s, double match_iou) {
           {"detection_precision", pct(s.true_pos, s.detections) / 100},
           {"exact", pct(s.exact, s.gt_texts) / 100},
           {"top_n", pct(s.topn, s.gt_texts) / 100},
+          {"suspect_labels", s.suspect_labels},
           {"ms",
            {{"detect_median", median(s.detect_ms)}, {"detect_p95", percentile(s.detect_ms, 0.95)},
             {"read_median", median(s.read_ms)}, {"read_p95", percentile(s.read_ms, 0.95)},
@@ -207,6 +226,10 @@ int run(const BenchFlags& f) {
                   s.gt_plates, pct(s.true_pos, s.gt_plates), pct(s.true_pos, s.detections), exact, topn,
                   median(s.detect_ms), percentile(s.detect_ms, 0.95), median(s.read_ms), percentile(s.read_ms, 0.95),
                   s.seconds > 0 ? s.images / s.seconds : 0.0);
+      if (s.suspect_labels)
+        std::printf("  %zu missed plate(s) read right elsewhere in their image: label box misplaced? (--json lists "
+                    "them)\n",
+                    s.suspect_labels);
       std::fflush(stdout);
     }
     if (s.bad_images) status = 1;

@@ -63,6 +63,11 @@ class FormatSet {
   std::vector<std::string> countries() const;
   // Formats that the normalised text fits, in file order.
   std::vector<const PlateFormat*> match(const std::string& normalized_text) const;
+  // The format a text is reported under, nullptr when it fits none: the preferred country's first fitting
+  // format when there is one; else the fitting layout most likely to have produced the text, its prior
+  // times 1 / the number of strings it admits (Bucharest's "B 12 ABC" over the Austrian and British
+  // layouts that also fit), file order among equals.
+  const PlateFormat* likeliest(const std::string& normalized_text, const std::string& preferred = "") const;
   bool has_country(const std::string& country) const;
 
  private:
@@ -95,8 +100,8 @@ struct DecodeOptions {
 struct Candidate {
   std::string text;         // normalised plate text
   float confidence = 0.0f;  // P(text | image) under the CTC model, 0..1
-  std::string country;      // country of a fitting format: the preferred country's when it fits, else
-                            // the first fitting format's in file order; "" when it fits none
+  std::string country;      // country of FormatSet::likeliest(text, preferred country); "" when it
+                            // fits no format
   std::string format;       // name of that format, "" when it fits none
 };
 

@@ -438,24 +438,25 @@ double log_layout_size(const PlateFormat& format, const std::string& text) {
   return best;
 }
 
-// Country and format reported for a text: the preferred country's first fitting format; otherwise the
-// most likely layout to have produced it: its prior times 1 / the number of strings the layout admits
-// (so Bucharest's "B 12 ABC" beats the Austrian and British layouts that also fit), file order among equals.
-const PlateFormat* reported_format(const FormatSet& formats, const std::vector<int>& matches,
-                                   const std::string& preferred, const std::string& text) {
-  for (const int f : matches)
-    if (!preferred.empty() && formats.formats()[f].country == preferred) return &formats.formats()[f];
+// The most likely of `matches` to have produced `text` (see FormatSet::likeliest).
+const PlateFormat* likeliest_of(const std::vector<const PlateFormat*>& matches, const std::string& preferred,
+                                const std::string& text) {
+  for (const PlateFormat* f : matches)
+    if (!preferred.empty() && f->country == preferred) return f;
   const PlateFormat* best = nullptr;
   double best_score = -std::numeric_limits<double>::infinity();
-  for (const int f : matches) {
-    const PlateFormat& format = formats.formats()[f];
-    const double score = std::log(std::max(double(format.prior), 1e-30)) - log_layout_size(format, text);
-    if (!best || score > best_score) best = &format, best_score = score;
+  for (const PlateFormat* f : matches) {
+    const double score = std::log(std::max(double(f->prior), 1e-30)) - log_layout_size(*f, text);
+    if (!best || score > best_score) best = f, best_score = score;
   }
   return best;
 }
 
 }  // namespace
+
+const PlateFormat* FormatSet::likeliest(const std::string& normalized_text, const std::string& preferred) const {
+  return likeliest_of(match(normalized_text), preferred, normalized_text);
+}
 
 float ctc_probability(const CtcOutput& out, const std::string& text) {
   if (!well_formed(out)) return 0.0f;
@@ -563,7 +564,9 @@ Decoded decode(const CtcOutput& out, const FormatSet& formats, const DecodeOptio
     Candidate c;
     c.text = hyps[i].text;
     c.confidence = static_cast<float>(std::exp(hyps[i].log_prob));
-    if (const PlateFormat* f = reported_format(formats, hyps[i].matches, options.preferred_country, hyps[i].text)) {
+    std::vector<const PlateFormat*> fits;
+    for (const int f : hyps[i].matches) fits.push_back(&formats.formats()[f]);
+    if (const PlateFormat* f = likeliest_of(fits, options.preferred_country, hyps[i].text)) {
       c.country = f->country;
       c.format = f->name;
     }

@@ -66,14 +66,6 @@ struct Scored {
   const PlateFormat* format = nullptr;
 };
 
-const PlateFormat* reported_format(const FormatSet& formats, const std::string& text,
-                                   const std::string& preferred) {
-  const auto matches = formats.match(text);
-  for (const PlateFormat* f : matches)
-    if (!preferred.empty() && f->country == preferred) return f;
-  return matches.empty() ? nullptr : matches.front();
-}
-
 }  // namespace
 
 Decoded vote_reads(const std::vector<Plate>& reads, const FormatSet& formats,
@@ -166,7 +158,7 @@ Decoded vote_reads(const std::vector<Plate>& reads, const FormatSet& formats,
     }
     s.share = weakest;
     if (s.share <= 0.0) continue;
-    s.format = reported_format(formats, text, preferred_country);
+    s.format = formats.likeliest(text, preferred_country);
     s.rank = s.share;
     if (s.format)
       s.rank *= (!preferred_country.empty() && s.format->country == preferred_country) ? kPreferredPrior
