@@ -764,22 +764,41 @@ TEST_F(CliTest, BenchMissingDatasetIsAnError) {
   EXPECT_EQ(usage.status, 2) << usage;
 }
 
+// The close-up sample copied to DIR/images/close.jpg, and what `vigil read` finds in it: for datasets
+// whose labels are drawn around (or beside) the plate it reads.
+struct CloseSample {
+  int width = 0, height = 0;
+  double x = 0, y = 0, w = 0, h = 0;  // the box of the first plate read
+  std::string text;
+};
+
+CloseSample copy_close_sample(const fs::path& dir) {
+  const std::string sample = std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg";
+  const auto read = run_vigil({"read", "--json", sample});
+  EXPECT_EQ(read.status, 0) << read;
+  const auto lines = json_lines(read.out);
+  CloseSample c;
+  if (lines.size() != 1u || lines[0]["plates"].empty()) {
+    ADD_FAILURE() << "the close-up sample is not read\n" << read;
+    return c;
+  }
+  const auto& plate = lines[0]["plates"][0];
+  c = {lines[0]["width"], lines[0]["height"], plate["box"][0], plate["box"][1], plate["box"][2], plate["box"][3],
+       plate["text"]};
+  fs::create_directories(dir / "images");
+  fs::copy_file(sample, dir / "images" / "close.jpg");
+  return c;
+}
+
 TEST_F(CliTest, BenchIouDecidesWhatCountsAsFound) {
   // A ground-truth box drawn loosely around the sample's plate: 1.8 times its width and height, so a
   // tight detection overlaps it by about 0.3.
-  const std::string sample = std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg";
-  const auto read = run_vigil({"read", "--json", sample});
-  ASSERT_EQ(read.status, 0) << read;
-  const auto lines = json_lines(read.out);
-  ASSERT_EQ(lines.size(), 1u) << read;
-  ASSERT_FALSE(lines[0]["plates"].empty()) << read;
-  const auto& box = lines[0]["plates"][0]["box"];
-  const double w = box[2], h = box[3], cx = box[0].get<double>() + w / 2, cy = box[1].get<double>() + h / 2;
-  fs::create_directories(path("loose/images"));
-  fs::copy_file(sample, path("loose/images/close.jpg"));
+  const CloseSample c = copy_close_sample(path("loose"));
+  ASSERT_GT(c.w, 0);
+  const double cx = c.x + c.w / 2, cy = c.y + c.h / 2;
   char row[256];
-  std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f\n", lines[0]["width"].get<int>(),
-                lines[0]["height"].get<int>(), cx - 0.9 * w, cy - 0.9 * h, cx + 0.9 * w, cy + 0.9 * h);
+  std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f\n", c.width, c.height, cx - 0.9 * c.w,
+                cy - 0.9 * c.h, cx + 0.9 * c.w, cy + 0.9 * c.h);
   const std::string csv =
       write_file("loose/labels.csv", std::string("filename,width,height,class,xmin,ymin,xmax,ymax\n") + row);
   auto recall_at = [&](const std::string& iou) {
@@ -799,21 +818,12 @@ TEST_F(CliTest, BenchIouDecidesWhatCountsAsFound) {
 TEST_F(CliTest, BenchPointsAtALabelBoxDrawnBesideThePlateItNames) {
   // The sample's plate labelled with its text, but the box drawn one plate-height below it: the plate
   // counts as missed, and the error says where it was read right.
-  const std::string sample = std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg";
-  const auto read = run_vigil({"read", "--json", sample});
-  ASSERT_EQ(read.status, 0) << read;
-  const auto lines = json_lines(read.out);
-  ASSERT_EQ(lines.size(), 1u) << read;
-  ASSERT_FALSE(lines[0]["plates"].empty()) << read;
-  const auto& plate = lines[0]["plates"][0];
-  ASSERT_EQ(plate["text"], "BR07AAC") << read;
-  const double x = plate["box"][0], y = plate["box"][1], w = plate["box"][2], h = plate["box"][3];
-  fs::create_directories(path("shifted/images"));
-  fs::copy_file(sample, path("shifted/images/close.jpg"));
+  const CloseSample c = copy_close_sample(path("shifted"));
+  ASSERT_EQ(c.text, "BR07AAC");
   auto bench_with_text = [&](const std::string& text) {
     char row[256];
-    std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f,%s\n", lines[0]["width"].get<int>(),
-                  lines[0]["height"].get<int>(), x, y + 1.2 * h, x + w, y + 2.2 * h, text.c_str());
+    std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f,%s\n", c.width, c.height, c.x,
+                  c.y + 1.2 * c.h, c.x + c.w, c.y + 2.2 * c.h, text.c_str());
     const std::string csv = write_file("shifted/labels.csv",
                                        std::string("filename,width,height,class,xmin,ymin,xmax,ymax,text\n") + row);
     const auto r = run_vigil({"bench", "--json", csv});
