@@ -847,6 +847,38 @@ TEST_F(CliTest, BenchPointsAtALabelBoxDrawnBesideThePlateItNames) {
   EXPECT_FALSE(contains(other["errors"][0].get<std::string>(), "misplaced")) << other;
 }
 
+TEST_F(CliTest, BenchMinPlateWidthLeavesSmallerPlatesOut) {
+  // The sample's plate labelled where it is read, plus a 20 px "plate" labelled in the sky where nothing
+  // is found.
+  const CloseSample c = copy_close_sample(path("sizes"));
+  ASSERT_GT(c.w, 40);
+  char rows[512];
+  std::snprintf(rows, sizeof rows, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f\nclose.jpg,%d,%d,plate,20,20,40,25\n",
+                c.width, c.height, c.x, c.y, c.x + c.w, c.y + c.h, c.width, c.height);
+  const std::string csv =
+      write_file("sizes/labels.csv", std::string("filename,width,height,class,xmin,ymin,xmax,ymax\n") + rows);
+  auto bench = [&](const std::vector<std::string>& extra) {
+    const auto r = run_vigil(std::vector<std::string>{"bench", "--json", csv} + extra);
+    EXPECT_EQ(r.status, 0) << r;
+    const json all = json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(all.is_array() && all.size() == 1u) << r;
+    return all.is_array() && !all.empty() ? all[0] : json();
+  };
+  const json every = bench({});
+  EXPECT_EQ(every["plates"], 2) << every;
+  EXPECT_EQ(every["detection_recall"], 0.5) << every;
+  EXPECT_EQ(every["ignored_plates"], 0) << every;
+  const json sized = bench({"--min-plate-width", "30"});
+  EXPECT_EQ(sized["plates"], 1) << sized;
+  EXPECT_EQ(sized["detection_recall"], 1.0) << sized;
+  EXPECT_EQ(sized["ignored_plates"], 1) << sized;
+  // Past the real plate's width nothing is left to count.
+  const json none = bench({"--min-plate-width", std::to_string(int(c.w) + 10)});
+  EXPECT_EQ(none["plates"], 0) << none;
+  EXPECT_EQ(none["detections"], 0) << none;
+  EXPECT_EQ(run_vigil({"bench", "--min-plate-width", "-5", csv}).status, 2);
+}
+
 TEST_F(CliTest, BenchSplitSuffixPicksThePart) {
   // Enough small images that the seeded split puts some in each part.
   std::size_t n_test = 0, n_train = 0;

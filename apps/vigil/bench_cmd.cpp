@@ -1,4 +1,5 @@
 // vigil bench: detection and end-to-end reading accuracy, and speed, on annotated datasets.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -22,6 +23,7 @@ struct BenchFlags {
   bool json = false, gt_crops = false;
   int limit = 0;
   double iou = 0.5;  // overlap a detection needs with a ground-truth box to count as finding it
+  double min_plate_width = 0;  // ground-truth plates narrower (pixels) are left out of every figure
   RecognizerFlags rec;
 };
 
@@ -32,12 +34,18 @@ struct SetResult {
   // Missed plates whose text a detection elsewhere in the image reads exactly: most likely a label box
   // drawn in the wrong place (they still count as missed).
   std::size_t suspect_labels = 0;
+  // Ground-truth plates narrower than --min-plate-width: neither missed nor found, and a detection of
+  // one is no false detection.
+  std::size_t ignored_plates = 0;
   std::vector<double> detect_ms, read_ms, total_ms;
   double seconds = 0;
   // (confidence, correct) of every read matched to a plate with a text, to choose a min-confidence.
   std::vector<std::pair<float, bool>> reads;
   std::vector<std::string> errors;  // "<image>: want X got Y"
 };
+
+// A detection overlapping a ground-truth plate left out (--min-plate-width) by this much is on that plate.
+constexpr float kOnIgnoredPlateIou = 0.1f;
 
 float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
   const float inter = (a & b).area();
@@ -83,7 +91,11 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
                                       b.height * img.image.rows};
       gt.push_back(b);
     }
-    s.gt_plates += gt.size();
+    std::vector<bool> ignored(gt.size(), false);
+    for (std::size_t g = 0; g < gt.size(); ++g) ignored[g] = gt[g].width < f.min_plate_width;
+    const auto n_ignored = std::size_t(std::count(ignored.begin(), ignored.end(), true));
+    s.gt_plates += gt.size() - n_ignored;
+    s.ignored_plates += n_ignored;
     // Boxes and reads: the ground-truth boxes read one by one, or the whole recognizer (detector, reads,
     // and weak detections kept only where the reader confirms a plate).
     std::vector<Plate> reads;
@@ -113,6 +125,7 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
     std::vector<bool> used(dets.size(), false);
     std::vector<std::size_t> missed;
     for (size_t g = 0; g < gt.size(); ++g) {
+      if (ignored[g]) continue;
       int best = -1;
       float best_iou = float(f.iou);
       for (size_t d = 0; d < dets.size(); ++d) {
@@ -136,6 +149,19 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
       s.topn += in_top || ok;
       s.reads.emplace_back(p.confidence, ok);
       if (!ok) s.errors.push_back(item.path + ": want " + want + " got " + p.text);
+    }
+    // Detections no kept plate claimed are left out too when they are narrower than the plates counted or
+    // lie on a plate left out (as in COCO's evaluation by size range): a tiny plate found is no error.
+    if (n_ignored > 0 || f.min_plate_width > 0) {
+      for (size_t d = 0; d < dets.size(); ++d) {
+        if (used[d]) continue;
+        bool leave_out = dets[d].width < f.min_plate_width;
+        for (size_t g = 0; g < gt.size() && !leave_out; ++g)
+          leave_out = ignored[g] && iou(gt[g], cv::Rect2f(dets[d])) >= kOnIgnoredPlateIou;
+        if (!leave_out) continue;
+        used[d] = true;
+        --s.detections;
+      }
     }
     for (const std::size_t g : missed) {
       const std::string& want = item.plates[g].text;
@@ -180,6 +206,7 @@ nlohmann::json to_json(const SetResult& s, double match_iou) {
           {"exact", pct(s.exact, s.gt_texts) / 100},
           {"top_n", pct(s.topn, s.gt_texts) / 100},
           {"suspect_labels", s.suspect_labels},
+          {"ignored_plates", s.ignored_plates},
           {"ms",
            {{"detect_median", median(s.detect_ms)}, {"detect_p95", percentile(s.detect_ms, 0.95)},
             {"read_median", median(s.read_ms)}, {"read_p95", percentile(s.read_ms, 0.95)},
@@ -226,6 +253,8 @@ int run(const BenchFlags& f) {
                   s.gt_plates, pct(s.true_pos, s.gt_plates), pct(s.true_pos, s.detections), exact, topn,
                   median(s.detect_ms), percentile(s.detect_ms, 0.95), median(s.read_ms), percentile(s.read_ms, 0.95),
                   s.seconds > 0 ? s.images / s.seconds : 0.0);
+      if (s.ignored_plates)
+        std::printf("  %zu plate(s) narrower than %g px left out\n", s.ignored_plates, f.min_plate_width);
       if (s.suspect_labels)
         std::printf("  %zu missed plate(s) read right elsewhere in their image: label box misplaced? (--json lists "
                     "them)\n",
@@ -258,6 +287,10 @@ void register_bench(CLI::App& app, int& exit_code) {
                   "whose boxes are drawn loosely around the plate need less")
       ->check(CLI::Range(0.05, 1.0))
       ->capture_default_str();
+  sub->add_option("--min-plate-width", f->min_plate_width,
+                  "Leave out ground-truth plates narrower than this many pixels (and detections of them): "
+                  "recall over the plate sizes a camera is set up for")
+      ->check(CLI::Range(0.0, 10000.0));
   sub->add_flag("--json", f->json, "Results as JSON (with per-plate errors and a confidence sweep)");
   f->rec.add_to(*sub);
   sub->callback([f, &exit_code] { exit_code = run(*f); });

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import make_small_plate_set  # noqa: E402
 import synth  # noqa: E402
 import vigil_data  # noqa: E402
 
@@ -237,6 +238,31 @@ class PackTest(unittest.TestCase):
             t = next(iter(td.BatchStream(r2, n2, 0, 3, 128, 0.0, 0.3)))
             self.assertEqual(tuple(t["img"].shape), (3, 3, 128, 128))
             self.assertEqual(int(t["n_syn"]), 0)
+
+
+class SmallPlateSetTest(unittest.TestCase):
+    def test_cover_fills_the_canvas(self):
+        img = np.zeros((48, 64, 3), np.uint8)
+        self.assertEqual(make_small_plate_set.cover(img, 400, 100).shape, (100, 400, 3))
+        self.assertEqual(make_small_plate_set.cover(img, 30, 90).shape, (90, 30, 3))
+
+    def test_compose_shrinks_the_photo_and_moves_the_box(self):
+        import random
+        photo = np.full((300, 400, 3), 50, np.uint8)
+        photo[100:140, 100:300] = 255  # the "plate": 200 x 40
+        plate = vigil_data.Plate(100, 100, 200, 40, "AB123")
+        background = np.zeros((1000, 1500, 3), np.uint8)
+        canvas, (x, y, w, h) = make_small_plate_set.compose(photo, plate, background, 50, random.Random(1))
+        self.assertEqual(canvas.shape, background.shape)
+        self.assertAlmostEqual(w, 50)
+        self.assertAlmostEqual(h, 10)
+        inside = canvas[round(y) + 2:round(y + h) - 2, round(x) + 2:round(x + w) - 2]
+        self.assertGreater(inside.min(), 200)  # the plate's pixels are where the box says
+        self.assertFalse(background.any())  # the background is not drawn on
+        # Enlarging (a plate narrower than asked) and photos bigger than the canvas are refused.
+        self.assertIsNone(make_small_plate_set.compose(photo, plate, background, 400, random.Random(1)))
+        self.assertIsNone(make_small_plate_set.compose(photo, plate, np.zeros((50, 50, 3), np.uint8), 100,
+                                                       random.Random(1)))
 
 
 if __name__ == "__main__":
