@@ -21,6 +21,10 @@ trap 'rm -rf "$work"' EXIT
 /usr/bin/python3 "$here/../training/make_small_plate_set.py" "$data/openalpr-us:test" "$data/openalpr-br:test" \
   "$data/plates-fr/test" --negatives "$data/negatives" --out "$work/small-plates"
 "$vigil" bench --json "$work/small-plates" >"$work/small.json"
+# Synthetic two-line (square, motorcycle) plates in real places: no real labelled set has them.
+/usr/bin/python3 "$here/../training/make_synthetic_set.py" --two-line --negatives "$data/negatives" \
+  --fonts "$data/fonts" --out "$work/two-line"
+"$vigil" bench --json "$work/two-line" >"$work/two-line.json"
 /usr/bin/python3 - "$work" "$here/accuracy_floors.json" "$data" <<'PY'
 import json, os, sys
 work, floors, data = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
@@ -30,6 +34,9 @@ for r in json.load(open(os.path.join(work, "es40.json"))):
     results.append(r)
 for r in json.load(open(os.path.join(work, "small.json"))):
     r["dataset"] = "small plates in 4000x3000"
+    results.append(r)
+for r in json.load(open(os.path.join(work, "two-line.json"))):
+    r["dataset"] = "synthetic two-line plates"
     results.append(r)
 failed = 0
 for r in results:

@@ -12,6 +12,7 @@ in ../shared/data/fonts: GL-Nummernschild, DIN 1451).
 """
 import argparse
 import glob
+import math
 import os
 
 import numpy as np
@@ -194,14 +195,24 @@ def _emblem(d, box, rng):
             d.text(((x0 + x1) / 2, y0 + (i + 0.5) * (y1 - y0) / len(letters)), ch, font=f, fill=colour, anchor="mm")
 
 
-def render_plate(rng, country=None):
+def two_line_countries():
+    """Countries with a two-line (square, motorcycle) layout."""
+    return [c for c, spec in COUNTRIES.items() if spec[4]]
+
+
+def render_plate(rng, country=None, two_line=None):
+    """A plate of `country` (None: drawn by COUNTRY_WEIGHTS); two_line None: two lines 18% of the time where the
+    country has a two-line layout, True/False: forced (True needs such a layout)."""
     plate_fonts, generic_fonts = _all_fonts()
     if country is None:
         keys = list(COUNTRY_WEIGHTS)
         w = np.array([COUNTRY_WEIGHTS[k] for k in keys], dtype=np.float64)
         country = keys[rng.choice(len(keys), p=w / w.sum())]
     strip, bg, fg, gens, gens2 = COUNTRIES[country]
-    two_line = bool(gens2) and rng.random() < 0.18
+    if two_line is None:
+        two_line = bool(gens2) and rng.random() < 0.18
+    elif two_line and not gens2:
+        raise ValueError(f"{country} has no two-line layout")
     if country == "uk" and rng.random() < 0.5:
         bg = "#f2c400"
     if country == "us":
@@ -324,6 +335,28 @@ def render_plate(rng, country=None):
         _draw_line(img, disp, font_path, (x_left, y_top + pad, x_right, y_bottom - pad), fg, rng)
     arr = np.asarray(img).copy()
     return arr, "".join(c for c in text if c.isalnum()).upper(), two_line
+
+
+def plate_quad(rng, pw, ph, tw):
+    """Perspective view of a pw x ph plate scaled to ~tw px wide: 4x2 corners around (0, 0), in the order
+    top-left, top-right, bottom-right, bottom-left. Yaw mostly within +-30 degrees, pitch +-20, roll mostly
+    small."""
+    yaw = math.radians(rng.uniform(-30, 30) if rng.random() < 0.8 else rng.uniform(-45, 45))
+    pitch = math.radians(rng.uniform(-20, 20))
+    roll = math.radians(rng.normal(0, 5) if rng.random() < 0.75 else rng.uniform(-30, 30))
+    k = tw / pw
+    pts = np.array([[-pw / 2, -ph / 2, 0], [pw / 2, -ph / 2, 0], [pw / 2, ph / 2, 0], [-pw / 2, ph / 2, 0]]) * k
+    cy_, sy_ = math.cos(yaw), math.sin(yaw)
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cr, sr = math.cos(roll), math.sin(roll)
+    Ry = np.array([[cy_, 0, sy_], [0, 1, 0], [-sy_, 0, cy_]])
+    Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    p = pts @ (Rz @ Ry @ Rx).T
+    f = tw * rng.uniform(1.5, 5.0)
+    z = f + p[:, 2]
+    q = p[:, :2] * (f / z)[:, None]
+    return q.astype(np.float32)
 
 
 def main():

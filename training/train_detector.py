@@ -210,6 +210,7 @@ class Sampler:
         try:
             import synth
             self.render = synth.render_plate
+            self.plate_quad = synth.plate_quad
         except Exception as e:  # pragma: no cover
             log(f"warning: synth.py unavailable ({e}); no synthetic plates")
             self.render = None
@@ -268,26 +269,6 @@ class Sampler:
             plates.append((c.astype(np.float32), False))
         return out, plates
 
-    def plate_quad(self, pw, ph, tw):
-        """Perspective view of a pw x ph plate scaled to ~tw px wide: 4x2 corners around (0, 0)."""
-        rng = self.rng
-        yaw = math.radians(rng.uniform(-30, 30) if rng.random() < 0.8 else rng.uniform(-45, 45))
-        pitch = math.radians(rng.uniform(-20, 20))
-        roll = math.radians(rng.normal(0, 5) if rng.random() < 0.75 else rng.uniform(-30, 30))
-        k = tw / pw
-        pts = np.array([[-pw / 2, -ph / 2, 0], [pw / 2, -ph / 2, 0], [pw / 2, ph / 2, 0], [-pw / 2, ph / 2, 0]]) * k
-        cy_, sy_ = math.cos(yaw), math.sin(yaw)
-        cp, sp = math.cos(pitch), math.sin(pitch)
-        cr, sr = math.cos(roll), math.sin(roll)
-        Ry = np.array([[cy_, 0, sy_], [0, 1, 0], [-sy_, 0, cy_]])
-        Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-        Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
-        p = pts @ (Rz @ Ry @ Rx).T
-        f = tw * rng.uniform(1.5, 5.0)
-        z = f + p[:, 2]
-        q = p[:, :2] * (f / z)[:, None]
-        return q.astype(np.float32)
-
     def synthetic(self):
         rng, S = self.rng, self.S
         bg = self.neg[rng.integers(len(self.neg))]
@@ -303,7 +284,7 @@ class Sampler:
             pimg, _, _ = self.render(rng)
             ph, pw = pimg.shape[:2]
             tw = math.exp(rng.uniform(math.log(14), math.log(230)))
-            q = self.plate_quad(pw, ph, tw)
+            q = self.plate_quad(rng, pw, ph, tw)
             for _try in range(10):
                 c = q + np.array([rng.uniform(0.05, 0.95) * S, rng.uniform(0.05, 0.95) * S], np.float32)
                 bb = np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()])

@@ -10,6 +10,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import make_small_plate_set  # noqa: E402
+import make_synthetic_set  # noqa: E402
 import synth  # noqa: E402
 import vigil_data  # noqa: E402
 
@@ -263,6 +264,38 @@ class SmallPlateSetTest(unittest.TestCase):
         self.assertIsNone(make_small_plate_set.compose(photo, plate, background, 400, random.Random(1)))
         self.assertIsNone(make_small_plate_set.compose(photo, plate, np.zeros((50, 50, 3), np.uint8), 100,
                                                        random.Random(1)))
+
+
+class SyntheticSetTest(unittest.TestCase):
+    def test_two_line_plates_are_forced_and_boxed(self):
+        rng = np.random.default_rng(3)
+        for country in synth.two_line_countries():
+            _, text, two = synth.render_plate(rng, country, two_line=True)
+            self.assertTrue(two, country)
+            self.assertTrue(text.isalnum(), country)
+        with self.assertRaises(ValueError):
+            synth.render_plate(rng, "it", two_line=True)  # Italy has no two-line layout here
+
+    def test_scene_labels_box_the_pasted_plates(self):
+        rng = np.random.default_rng(5)
+        background = np.zeros((360, 640, 3), np.uint8)
+        img, labels = make_synthetic_set.make_image(rng, background, ["cz", "uk"], True, 2, (60, 120))
+        self.assertEqual(img.shape, background.shape)
+        self.assertGreaterEqual(len(labels), 1)
+        drawn = img.max(axis=2) > 10
+        for x, y, w, h, text in labels:
+            self.assertTrue(text.isalnum())
+            self.assertTrue(0 <= x and 0 <= y and x + w <= 640 and y + h <= 360)
+            self.assertGreater(w, 20)
+            self.assertGreater(drawn[int(y):int(y + h), int(x):int(x + w)].mean(), 0.5)  # the plate is there
+
+    def test_plate_quad_is_about_the_asked_width(self):
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            q = synth.plate_quad(rng, 520, 110, 100.0)
+            self.assertEqual(q.shape, (4, 2))
+            top = np.linalg.norm(q[1] - q[0])
+            self.assertTrue(30 < top < 160, top)
 
 
 if __name__ == "__main__":
