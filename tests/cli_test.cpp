@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -820,10 +821,12 @@ TEST_F(CliTest, BenchPointsAtALabelBoxDrawnBesideThePlateItNames) {
   // counts as missed, and the error says where it was read right.
   const CloseSample c = copy_close_sample(path("shifted"));
   ASSERT_EQ(c.text, "BR07AAC");
-  auto bench_with_text = [&](const std::string& text) {
+  // The label box: x0, y0, x1, y1.
+  const std::array<double, 4> below{c.x, c.y + 1.2 * c.h, c.x + c.w, c.y + 2.2 * c.h};
+  auto bench_with_text = [&](const std::string& text, const std::array<double, 4>& box) {
     char row[256];
-    std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f,%s\n", c.width, c.height, c.x,
-                  c.y + 1.2 * c.h, c.x + c.w, c.y + 2.2 * c.h, text.c_str());
+    std::snprintf(row, sizeof row, "close.jpg,%d,%d,plate,%.0f,%.0f,%.0f,%.0f,%s\n", c.width, c.height, box[0],
+                  box[1], box[2], box[3], text.c_str());
     const std::string csv = write_file("shifted/labels.csv",
                                        std::string("filename,width,height,class,xmin,ymin,xmax,ymax,text\n") + row);
     const auto r = run_vigil({"bench", "--json", csv});
@@ -832,17 +835,23 @@ TEST_F(CliTest, BenchPointsAtALabelBoxDrawnBesideThePlateItNames) {
     EXPECT_TRUE(all.is_array() && all.size() == 1u) << r;
     return all.is_array() && !all.empty() ? all[0] : json();
   };
-  const json named = bench_with_text("BR07AAC");
+  const json named = bench_with_text("BR07AAC", below);
   EXPECT_EQ(named["detection_recall"], 0.0) << named;
   EXPECT_EQ(named["exact"], 0.0) << named;
-  EXPECT_EQ(named["suspect_labels"], 1) << named;
+  EXPECT_EQ(named["read_elsewhere"], 1) << named;
   ASSERT_EQ(named["errors"].size(), 1u) << named;
   EXPECT_TRUE(contains(named["errors"][0].get<std::string>(), "misplaced")) << named;
   const auto table = run_vigil({"bench", path("shifted/labels.csv")});
   EXPECT_TRUE(contains(table.out, "misplaced")) << table;
+  // A label box tight inside the detection's (its middle half): the detection's box is the loose one.
+  const json tight = bench_with_text(
+      "BR07AAC", {c.x + c.w / 4, c.y + c.h / 4, c.x + 3 * c.w / 4, c.y + 3 * c.h / 4});
+  EXPECT_EQ(tight["read_elsewhere"], 1) << tight;
+  ASSERT_EQ(tight["errors"].size(), 1u) << tight;
+  EXPECT_TRUE(contains(tight["errors"][0].get<std::string>(), "loose")) << tight;
   // A label naming another plate is just a miss.
-  const json other = bench_with_text("CJ12XYZ");
-  EXPECT_EQ(other["suspect_labels"], 0) << other;
+  const json other = bench_with_text("CJ12XYZ", below);
+  EXPECT_EQ(other["read_elsewhere"], 0) << other;
   ASSERT_EQ(other["errors"].size(), 1u) << other;
   EXPECT_FALSE(contains(other["errors"][0].get<std::string>(), "misplaced")) << other;
 }
