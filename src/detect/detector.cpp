@@ -152,6 +152,7 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
   const int input_size = options.input_size > 0 ? options.input_size : input_size_;
   const cv::Rect whole(0, 0, bgr.cols, bgr.rows);
   run_pass(bgr, whole, input_size, threshold, raw);
+  const std::size_t full_pass = raw.size();
 
   const int long_side = std::max(bgr.cols, bgr.rows);
   // Square tiles in which a plate options.smallest_plate pixels wide is kTileNetPlate network pixels,
@@ -170,7 +171,19 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
       if (ty + tile >= bgr.rows) break;
     }
   }
-  return suppress(std::move(raw), options);
+  // Tiles add the plates the full pass missed. A plate it found keeps its corners (those the reader was
+  // trained on, and refine() places small plates' again); a tile's view of it only lends its score.
+  std::vector<Detection> merged(raw.begin(), raw.begin() + full_pass);
+  for (std::size_t i = full_pass; i < raw.size(); ++i) {
+    Detection* same = nullptr;
+    for (std::size_t j = 0; j < full_pass && !same; ++j)
+      if (box_iou(raw[i].box, merged[j].box) >= kSamePlateIou) same = &merged[j];
+    if (same)
+      same->score = std::max(same->score, raw[i].score);
+    else
+      merged.push_back(raw[i]);
+  }
+  return suppress(std::move(merged), options);
 }
 
 std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorOptions& options,

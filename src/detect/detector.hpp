@@ -41,6 +41,8 @@ class PlateDetector {
   // Tiles are sized so a plate DetectorOptions::smallest_plate pixels wide is this many network pixels
   // wide: the detector finds plates from about 12 network pixels, surely from about 24.
   static constexpr int kTileNetPlate = 24;
+  // A tile's detection overlapping a full pass's this much (IoU) is the same plate.
+  static constexpr float kSamePlateIou = 0.5f;
   // The window of a refine() pass, network pixels on each side.
   static constexpr int kRefineWindowNet = 256;
   // Regions adding up to this share of the image are searched in one full pass instead.
