@@ -222,14 +222,15 @@ def load_pack(path):
 class SampleStream(torch.utils.data.IterableDataset):
     """Endless batches of (uint8 N x H x W, texts) made in DataLoader worker processes."""
 
-    def __init__(self, real, backgrounds, p_real, batch, seed):
+    def __init__(self, real, backgrounds, p_real, batch, seed, p_two_line=0.0):
         super().__init__()
         self.real, self.backgrounds, self.p_real, self.batch, self.seed = real, backgrounds, p_real, batch, seed
+        self.p_two_line = p_two_line
 
     def __iter__(self):
         rng = packs.worker_rng(self.seed)
         while True:
-            batch, texts = zip(*[make_sample(rng, self.real, self.backgrounds, self.p_real)
+            batch, texts = zip(*[make_sample(rng, self.real, self.backgrounds, self.p_real, self.p_two_line)
                                  for _ in range(self.batch)])
             u8 = np.stack(batch)
             # bytes through the worker's pipe, not a tensor in shared memory (/dev/shm can be tiny)
@@ -291,8 +292,14 @@ def shrink(img, quad, rng, plate_w_range=(28, 200)):
     return img, quad
 
 
-def synth_sample(rng, backgrounds):
-    plate, text, two_line = synth.render_plate(rng)
+def synth_sample(rng, backgrounds, p_two_line=0.0):
+    """A rendered plate on a photo background: (image, quad, text, two_line). With probability p_two_line the
+    plate is a two-line one (of a country that has such a layout), else as synth.render_plate draws it."""
+    if p_two_line > 0 and rng.random() < p_two_line:
+        countries = synth.two_line_countries()
+        plate, text, two_line = synth.render_plate(rng, countries[rng.integers(len(countries))], two_line=True)
+    else:
+        plate, text, two_line = synth.render_plate(rng)
     plate = cv2.cvtColor(plate, cv2.COLOR_RGB2BGR)
     ph, pw = plate.shape[:2]
     cw, ch = int(pw * 1.6), int(ph * 2.2)
@@ -309,13 +316,13 @@ def synth_sample(rng, backgrounds):
     return canvas, quad, text, two_line
 
 
-def make_sample(rng, real, backgrounds, p_real):
+def make_sample(rng, real, backgrounds, p_real, p_two_line=0.0):
     if real is not None and len(real) and rng.random() < p_real:
         crop, quad, text, _, found = real.items[rng.integers(len(real))]
         two_line = False
         img, quad = crop, (found if found is not None and rng.random() < 0.5 else quad).copy()
     else:
-        img, quad, text, two_line = synth_sample(rng, backgrounds)
+        img, quad, text, two_line = synth_sample(rng, backgrounds, p_two_line)
     img, quad = shrink(img, quad, rng)
     q = jitter_quad(quad, rng, rng.uniform(0.3, 1.2))
     if rng.random() < 0.35:  # residual rotation and shear: tilted plates, boxes that are not quads
@@ -427,6 +434,9 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--p-real", type=float, default=0.5)
+    ap.add_argument("--two-line-share", type=float, default=0.0,
+                    help="share of synthetic samples forced to be two-line plates (0: as synth.py draws them, "
+                         "about 1 in 10)")
     ap.add_argument("--detections", action="append", default=[],
                     help="`vigil read --json` output over the --real images (repeatable): half the time a real "
                          "plate is cut out along the corners the detector found for it")
@@ -519,7 +529,8 @@ def main():
 
     state["torch"] = torch.__version__
     state["trained_on"] = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-    state.update(batch=a.batch, lr=a.lr, p_real=a.p_real, real_datasets=real.datasets if real else [])
+    state.update(batch=a.batch, lr=a.lr, p_real=a.p_real, two_line_share=a.two_line_share,
+                 real_datasets=real.datasets if real else [])
     budget = a.minutes * 60
 
     def progress():
@@ -529,8 +540,8 @@ def main():
 
     stream = None
     if a.workers > 0:
-        stream = iter(torch.utils.data.DataLoader(SampleStream(real, backgrounds, a.p_real, a.batch, seed),
-                                                  batch_size=None, num_workers=a.workers, prefetch_factor=4,
+        samples = SampleStream(real, backgrounds, a.p_real, a.batch, seed, a.two_line_share)
+        stream = iter(torch.utils.data.DataLoader(samples, batch_size=None, num_workers=a.workers, prefetch_factor=4,
                                                   persistent_workers=True))
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     t_last = time.time()
@@ -544,7 +555,8 @@ def main():
             raw, shape, texts = next(stream)
             x = normalise(np.frombuffer(raw, np.uint8).reshape(shape), device)
         else:
-            batch, texts = zip(*[make_sample(rng, real, backgrounds, a.p_real) for _ in range(a.batch)])
+            batch, texts = zip(*[make_sample(rng, real, backgrounds, a.p_real, a.two_line_share)
+                                 for _ in range(a.batch)])
             x = to_tensor(batch).to(device)
         tgt, tgt_len = encode_targets(texts)
         logits = model(x)[:, :, 0, :]  # N C T

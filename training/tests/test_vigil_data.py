@@ -289,6 +289,14 @@ class SyntheticSetTest(unittest.TestCase):
             self.assertGreater(w, 20)
             self.assertGreater(drawn[int(y):int(y + h), int(x):int(x + w)].mean(), 0.5)  # the plate is there
 
+    def test_reader_two_line_share(self):
+        import train_reader as tr
+        rng = np.random.default_rng(2)
+        bg = [np.full((60, 200, 3), 90, np.uint8)]
+        self.assertTrue(all(tr.synth_sample(rng, bg, p_two_line=1.0)[3] for _ in range(10)))
+        drawn = [tr.synth_sample(rng, bg)[3] for _ in range(60)]
+        self.assertLess(sum(drawn), 30)  # about 1 in 10 by default
+
     def test_plate_quad_is_about_the_asked_width(self):
         rng = np.random.default_rng(0)
         for _ in range(20):
