@@ -126,6 +126,9 @@ TEST(Detector, SuppressionDropsOverlapsAndPartialViewsOnly) {
   kept = suppress_overlaps({scored_box({100, 100, 40, 20}, 0.7f), scored_box({100, 100, 80, 20}, 0.9f)}, 0.6f, 32);
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0].box.width, 80);
+  // One line of a two-line plate (the plate's width, 40% of its height; IoU 0.39) goes.
+  kept = suppress_overlaps({scored_box({100, 100, 60, 40}, 0.9f), scored_box({101, 122, 58, 16}, 0.7f)}, 0.4f, 32);
+  EXPECT_EQ(kept.size(), 1u);
   // A small plate inside a stronger false box over its car stays.
   kept = suppress_overlaps({scored_box({0, 0, 300, 200}, 0.8f), scored_box({120, 150, 40, 10}, 0.6f)}, 0.4f, 32);
   EXPECT_EQ(kept.size(), 2u);

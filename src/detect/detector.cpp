@@ -127,10 +127,11 @@ std::vector<Detection> suppress_overlaps(std::vector<Detection> raw, float nms_i
     bool suppressed = false;
     for (const auto& k : kept) {
       const cv::Rect2f a(d.box), b(k.box);
-      // Also drop a box mostly inside a kept one of about its height (a tile's partial view of a plate);
-      // a much shorter box inside a kept one is another object, e.g. a plate inside a false box over its car.
+      // Also drop a box mostly inside a kept one of about its height (a tile's partial view of a plate) or
+      // width (one line of a two-line plate); a box much smaller both ways is another object, e.g. a plate
+      // inside a false box over its car.
       const float inside = (a & b).area() / std::max(1.0f, a.area());
-      const bool part_of = inside > 0.7f && a.height > 0.5f * b.height;
+      const bool part_of = inside > 0.7f && (a.height > 0.5f * b.height || a.width > 0.5f * b.width);
       if (box_iou(a, b) > nms_iou || part_of) {
         suppressed = true;
         break;

@@ -80,9 +80,9 @@ class PlateDetector {
 float box_iou(const cv::Rect2f& a, const cv::Rect2f& b);
 
 // Non-maximum suppression, highest score first: a box is dropped when it overlaps a kept one by more than
-// `nms_iou`, or lies mostly inside a kept one of about its height (a tile's partial view of that plate).
-// A much shorter box inside a kept one stays: a small plate inside a false box over its car. At most
-// `max_plates` are kept.
+// `nms_iou`, or lies mostly inside a kept one of about its height (a tile's partial view of that plate) or
+// width (one line of a two-line plate). A box much smaller both ways inside a kept one stays: a small plate
+// inside a false box over its car. At most `max_plates` are kept.
 std::vector<Detection> suppress_overlaps(std::vector<Detection> raw, float nms_iou, int max_plates);
 
 }  // namespace vigil
