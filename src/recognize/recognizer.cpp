@@ -136,14 +136,11 @@ struct Recognizer::Impl {
     }
     p.text = r->text;
     p.confidence = r->confidence;
-    const auto matches = formats.match(p.text);
-    for (const auto* f : matches) {
-      if (p.country.empty() || f->country == options.decode.preferred_country) {
-        p.country = f->country;
-        p.format = f->name;
-      }
+    if (const PlateFormat* f = formats.likeliest(p.text, options.decode.preferred_country)) {
+      p.country = f->country;
+      p.format = f->name;
+      p.fits_format = true;
     }
-    p.fits_format = !matches.empty();
     p.candidates.push_back({p.text, p.confidence, p.country, p.format});
     return p;
   }
