@@ -172,8 +172,9 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
       if (ty + tile >= bgr.rows) break;
     }
   }
-  // Tiles add the plates the full pass missed. A plate it found keeps its corners (those the reader was
-  // trained on, and refine() places small plates' again); a tile's view of it only lends its score.
+  // Tiles add the plates the full pass missed. A plate it found keeps its corners (the reader reads the
+  // 1440x1080 photos better from them; refine() places small plates' again); a tile's view of it only
+  // lends its score.
   std::vector<Detection> merged(raw.begin(), raw.begin() + full_pass);
   for (std::size_t i = full_pass; i < raw.size(); ++i) {
     Detection* same = nullptr;
