@@ -104,6 +104,27 @@ TEST(SecondLook, WhenAndWhichReadIsKept) {
   EXPECT_FALSE(second_look_wins(read("KL3B8K", 0.98f), read("KL3B8K1", 0.99f), *formats));  // catch-all only
 }
 
+TEST(SecondLook, OneLineOrTwo) {
+  auto formats = FormatSet::parse(R"({"formats":[
+      {"country":"sk","name":"standard","pattern":"[A-Z]{2}[0-9]{3}[A-Z]{2}","example":"OC948SK"},
+      {"country":"us","name":"generic","pattern":"[0-9][0-9A-Z]{1,7}|[A-Z]{1,7}[0-9][0-9A-Z]{0,6}","example":"ABC123","prior":0.2}]})");
+  ASSERT_TRUE(formats.ok()) << formats.error();
+  const auto read = [&](const std::string& text, float confidence) { return read_of(*formats, text, confidence); };
+  using detail::two_line_wins;
+  // A fitting read beats one fitting nothing...
+  EXPECT_TRUE(two_line_wins(read("NEILDMND", 0.4f), read("OC948SK", 0.1f)));
+  EXPECT_FALSE(two_line_wins(read("OC948SK", 0.1f), read("NEILDMND", 0.9f)));
+  // ...unless it is a guess against a sure read: a vanity plate read right on one line.
+  EXPECT_FALSE(two_line_wins(read("NEILDMND", 0.68f), read("T0UC0MNU", 0.001f)));
+  EXPECT_TRUE(two_line_wins(read("NEILDMND", 0.4f), read("T0UC0MNU", 0.001f)));
+  // Squeezed into one line a two-line plate shows its taller line: a two-line read holding it and more wins.
+  EXPECT_TRUE(two_line_wins(read("948SK", 0.93f), read("OC948SK", 0.86f)));
+  EXPECT_FALSE(two_line_wins(read("948SK", 0.93f), read("OC948SK", 0.2f)));
+  // Otherwise the more probable read.
+  EXPECT_FALSE(two_line_wins(read("AB123CD", 0.9f), read("AB128CD", 0.8f)));
+  EXPECT_TRUE(two_line_wins(read("AB123CD", 0.7f), read("AB128CD", 0.8f)));
+}
+
 TEST(Detector, BoxIou) {
   EXPECT_FLOAT_EQ(box_iou({0, 0, 10, 10}, {0, 0, 10, 10}), 1.0f);
   EXPECT_FLOAT_EQ(box_iou({0, 0, 10, 10}, {5, 0, 10, 10}), 50.0f / 150.0f);

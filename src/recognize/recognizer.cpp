@@ -93,9 +93,7 @@ struct Recognizer::Impl {
     bool two_line = false;
     if (try_two) {
       Decoded two = decode(reader->read(bgr, corners, true), formats, options.decode);
-      // A format-fitting read beats one that fits nothing; between equals, the more probable. (Not
-      // detail::fit_level(): misreads of a one-line plate as two lines often fit some short specific layout.)
-      if (std::pair(two.fits_format, two.confidence) > std::pair(best.fits_format, best.confidence)) {
+      if (detail::two_line_wins(best, two)) {
         best = std::move(two);
         two_line = true;
       }

@@ -1,4 +1,4 @@
-// When a plate gets a second, wider look, and which of the two reads is kept (internal).
+// Which of several reads of one plate is kept: a second, wider look; one line or two (internal).
 #pragma once
 
 #include "vigil/formats.hpp"
@@ -24,5 +24,17 @@ bool wants_second_look(const Decoded& first, const FormatSet& formats);
 // the wider crop shows what the first cut off (the same characters and more at one end) and fits a
 // specific layout.
 bool second_look_wins(const Decoded& first, const Decoded& wide, const FormatSet& formats);
+
+// A read below this is a guess: fitting a format does not make it beat a sure read that fits none.
+inline constexpr float kGuess = 0.02f;
+// A two-line read that holds the whole one-line read and more wins from this sure.
+inline constexpr float kTwoLineExtends = 0.3f;
+
+// Whether a squarish plate's two-line read (its halves side by side) replaces its one-line read. A read
+// fitting a format beats one fitting none, unless it is a guess against a sure read (a vanity plate
+// read right as one line, whose two halves make some fitting string at 0.1%). A two-line read holding
+// the one-line read and more wins when reasonably sure: squeezed into one line, a two-line plate shows
+// its taller line, which the reader reads surely, and loses the other. Otherwise the more probable wins.
+bool two_line_wins(const Decoded& one, const Decoded& two);
 
 }  // namespace vigil::detail
