@@ -16,7 +16,7 @@ $py "$here/train_detector.py" --smoke --train-set "$tmp/toy/plates" --test-set "
 # The GPU-machine recipe: train from packs in worker processes, checkpoints only, export here.
 $py "$here/train_reader.py" --real "$tmp/toy/plates" --eval "$tmp/toy/plates:all" \
     --backgrounds "$tmp/toy/negatives" --save-pack "$tmp/reader.pack"
-$py "$here/train_reader.py" --smoke --from-pack "$tmp/reader.pack" --workers 1 --no-export \
+$py "$here/train_reader.py" --smoke --from-pack "$tmp/reader.pack" --workers 1 --no-export --recompose-share 0.5 \
     --init "$tmp/runs/reader/last.pt" --run-dir "$tmp/runs/reader-pack"
 $py "$here/train_reader.py" --export-only --from-pack "$tmp/reader.pack" --run-dir "$tmp/runs/reader-pack" \
     --out "$tmp/models-pack/reader.onnx"

@@ -222,16 +222,16 @@ def load_pack(path):
 class SampleStream(torch.utils.data.IterableDataset):
     """Endless batches of (uint8 N x H x W, texts) made in DataLoader worker processes."""
 
-    def __init__(self, real, backgrounds, p_real, batch, seed, p_two_line=0.0):
+    def __init__(self, real, backgrounds, p_real, batch, seed, p_two_line=0.0, p_recompose=0.0):
         super().__init__()
         self.real, self.backgrounds, self.p_real, self.batch, self.seed = real, backgrounds, p_real, batch, seed
-        self.p_two_line = p_two_line
+        self.p_two_line, self.p_recompose = p_two_line, p_recompose
 
     def __iter__(self):
         rng = packs.worker_rng(self.seed)
         while True:
-            batch, texts = zip(*[make_sample(rng, self.real, self.backgrounds, self.p_real, self.p_two_line)
-                                 for _ in range(self.batch)])
+            batch, texts = zip(*[make_sample(rng, self.real, self.backgrounds, self.p_real, self.p_two_line,
+                                             self.p_recompose) for _ in range(self.batch)])
             u8 = np.stack(batch)
             # bytes through the worker's pipe, not a tensor in shared memory (/dev/shm can be tiny)
             yield u8.tobytes(), u8.shape, list(texts)
@@ -316,9 +316,96 @@ def synth_sample(rng, backgrounds, p_two_line=0.0):
     return canvas, quad, text, two_line
 
 
-def make_sample(rng, real, backgrounds, p_real, p_two_line=0.0):
+def character_slots(model, real, device="cpu"):
+    """For each real crop the reader already reads right (cut along the detector's corners where it found the
+    plate, else along its labelled box): the column ranges of its
+    characters in the rectified 32x128 plate, [(x0, x1), ...] in reading order (None where the read is
+    wrong). Taken from where the CTC path emits each character: a slot runs half-way to its neighbours."""
+    slots = []
+    model.eval()
+    with torch.no_grad():
+        for crop, quad, text, _, found in real.items:
+            quad = found if found is not None else quad  # the detector's corners follow a tilted plate
+            grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+            p = torch.softmax(model(to_tensor([rectify(grey, quad, False)]).to(device)), 1)[0, :, 0].cpu().numpy()
+            best = p.argmax(0)
+            step = IN_W / p.shape[1]
+            centres, chars, prev = [], [], 0
+            for t, b in enumerate(best):
+                if b != 0 and b != prev:
+                    centres.append((t + 0.5) * step)
+                    chars.append(ALPHABET[b - 1])
+                elif b != 0 and p[b, t] > p[b, int(round(centres[-1] / step - 0.5))]:
+                    centres[-1] = (t + 0.5) * step  # the peak of the run
+                prev = b
+            if "".join(chars) != text or len(centres) < 2:
+                slots.append(None)
+                continue
+            cut = _snap_slots(rectify(grey, quad, False), centres)
+            widths = np.array([b - a for a, b in cut], np.float32)
+            # plate characters are about equally wide: a slot far off the median holds a cut-off or extra part
+            uniform = widths.min() >= 0.6 * np.median(widths) and widths.max() <= 1.6 * np.median(widths)
+            slots.append(cut if uniform else None)
+    model.train()
+    return slots
+
+
+def _snap_slots(plate, centres):
+    """Slot bounds between the CTC emission points: the emission point of a conv CTC reader sits near its
+    character, shifted by about the same amount along the plate, so the bounds are first moved together to
+    where they cross the least ink, then each to the emptiest column close by."""
+    band = plate[IN_H // 4: IN_H - IN_H // 4].astype(np.float32)
+    ink = np.abs(band - np.median(band)).sum(0)
+    ink = np.convolve(ink, [0.25, 0.5, 0.25], "same")
+    c = np.asarray(centres, np.float64)
+    gaps = np.diff(c)
+    mids = np.concatenate([[c[0] - gaps[0] / 2], (c[1:] + c[:-1]) / 2, [c[-1] + gaps[-1] / 2]])
+    reach = np.concatenate([[gaps[0]], gaps, [gaps[-1]]])  # how far each bound may move: its gap
+
+    def cost(b):
+        return ink[np.clip(np.round(b).astype(int), 0, IN_W - 1)].sum()
+    shift = min(np.arange(-0.6, 0.61, 0.05) * np.median(gaps), key=lambda s: cost(mids + s))
+    snapped = []
+    for b, r in zip(mids + shift, reach):
+        lo, hi = int(max(0, b - 0.2 * r)), int(min(IN_W - 1, b + 0.2 * r))
+        if snapped:
+            lo = max(lo, snapped[-1] + 2)
+        snapped.append(lo + int(np.argmin(ink[lo:hi + 1])) if hi >= lo else min(IN_W - 1, lo))
+    return list(zip(snapped, snapped[1:]))
+
+
+def recompose(rng, grey, quad, text, slots):
+    """A new plate made of a real plate's own characters: the rectified plate cut into its character slots
+    and put together again in a random order (with repeats), between its own left and right edges. The reader
+    sees real glyphs, backgrounds and fonts in strings it has never seen, so it cannot lean on remembering
+    the few hundred real strings."""
+    plate = rectify(grey, quad, False)
+    n = len(slots) + int(rng.choice([-1, 0, 0, 0, 1])) if len(slots) > 3 else len(slots)
+    pick = rng.integers(len(slots), size=n)
+    parts = [plate[:, :slots[0][0]]] + [plate[:, slots[i][0]:slots[i][1]] for i in pick] + \
+            [plate[:, slots[-1][1]:]]
+    out = cv2.resize(np.concatenate(parts, axis=1), (IN_W, IN_H), interpolation=cv2.INTER_AREA)
+    # what a detector's corners and a small plate would do to it
+    src = np.float32([[0, 0], [IN_W, 0], [IN_W, IN_H], [0, IN_H]])
+    dst = (src + rng.normal(0, 1, (4, 2)) * [2.0, 1.2]).astype(np.float32)
+    out = cv2.warpPerspective(out, cv2.getPerspectiveTransform(src, dst), (IN_W, IN_H),
+                              borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.5:
+        w = int(rng.uniform(28, IN_W))
+        out = cv2.resize(cv2.resize(out, (w, max(6, w * IN_H // IN_W)), interpolation=cv2.INTER_AREA),
+                         (IN_W, IN_H), interpolation=cv2.INTER_LINEAR)
+    return out, "".join(text[i] for i in pick)
+
+
+def make_sample(rng, real, backgrounds, p_real, p_two_line=0.0, p_recompose=0.0):
     if real is not None and len(real) and rng.random() < p_real:
-        crop, quad, text, _, found = real.items[rng.integers(len(real))]
+        i = rng.integers(len(real))
+        crop, quad, text, _, found = real.items[i]
+        slots = getattr(real, "slots", None)
+        if p_recompose > 0 and slots and slots[i] and rng.random() < p_recompose:
+            out, text = recompose(rng, cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), found if found is not None else quad,
+                                  text, slots[i])
+            return degrade(out, rng), text
         two_line = False
         img, quad = crop, (found if found is not None and rng.random() < 0.5 else quad).copy()
     else:
@@ -437,6 +524,9 @@ def main():
     ap.add_argument("--two-line-share", type=float, default=0.0,
                     help="share of synthetic samples forced to be two-line plates (0: as synth.py draws them, "
                          "about 1 in 10)")
+    ap.add_argument("--recompose-share", type=float, default=0.0,
+                    help="share of real samples recomposed from their own characters in a random order (needs "
+                         "--init or --resume: the model's reading of each crop places its characters)")
     ap.add_argument("--detections", action="append", default=[],
                     help="`vigil read --json` output over the --real images (repeatable): half the time a real "
                          "plate is cut out along the corners the detector found for it")
@@ -527,10 +617,13 @@ def main():
         export_now(accs)
         return
 
+    if a.recompose_share > 0 and real:
+        real.slots = character_slots(model, real, device)
+        print(f"recomposable real crops: {sum(s is not None for s in real.slots)} of {len(real)}", flush=True)
     state["torch"] = torch.__version__
     state["trained_on"] = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
     state.update(batch=a.batch, lr=a.lr, p_real=a.p_real, two_line_share=a.two_line_share,
-                 real_datasets=real.datasets if real else [])
+                 recompose_share=a.recompose_share, real_datasets=real.datasets if real else [])
     budget = a.minutes * 60
 
     def progress():
@@ -540,7 +633,7 @@ def main():
 
     stream = None
     if a.workers > 0:
-        samples = SampleStream(real, backgrounds, a.p_real, a.batch, seed, a.two_line_share)
+        samples = SampleStream(real, backgrounds, a.p_real, a.batch, seed, a.two_line_share, a.recompose_share)
         stream = iter(torch.utils.data.DataLoader(samples, batch_size=None, num_workers=a.workers, prefetch_factor=4,
                                                   persistent_workers=True))
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -555,7 +648,7 @@ def main():
             raw, shape, texts = next(stream)
             x = normalise(np.frombuffer(raw, np.uint8).reshape(shape), device)
         else:
-            batch, texts = zip(*[make_sample(rng, real, backgrounds, a.p_real, a.two_line_share)
+            batch, texts = zip(*[make_sample(rng, real, backgrounds, a.p_real, a.two_line_share, a.recompose_share)
                                  for _ in range(a.batch)])
             x = to_tensor(batch).to(device)
         tgt, tgt_len = encode_targets(texts)

@@ -125,6 +125,61 @@ class SynthTest(unittest.TestCase):
         self.assertTrue(np.array_equal(a[0], b[0]))
 
 
+def bars_plate(n=5, width=10, first=14, pitch=22):
+    """A 32x128 grey 'plate': n dark bars (characters) on white; returns the image and the bars' spans."""
+    plate = np.full((32, 128), 230, np.uint8)
+    spans = [(first + i * pitch, first + i * pitch + width) for i in range(n)]
+    for a, b in spans:
+        plate[6:26, a:b] = 20
+    return plate, spans
+
+
+class RecomposeTest(unittest.TestCase):
+    def test_slots_are_cut_between_the_characters(self):
+        import train_reader as tr
+        plate, spans = bars_plate(n=6, pitch=16)
+        centres = [a + 9.0 for a, _ in spans]  # CTC emission points sit off the characters' centres
+        slots = tr._snap_slots(plate, centres)
+        self.assertEqual(len(slots), len(spans))
+        for (a, b), (ca, cb) in zip(slots, spans):
+            self.assertLessEqual(a, ca)  # every character lies whole inside its slot
+            self.assertGreaterEqual(b, cb)
+
+    def test_character_slots_follow_the_readers_emissions(self):
+        import torch
+        import train_reader as tr
+        plate, spans = bars_plate()
+
+        class Emits(torch.nn.Module):  # emits "ABCDE", one letter at the start column of each bar
+            def forward(self, x):
+                out = torch.zeros(x.shape[0], len(tr.ALPHABET) + 1, 1, 32)
+                out[:, 0] = 5.0
+                for k, (a, _) in enumerate(spans):
+                    out[:, 1 + tr.ALPHABET.index("ABCDE"[k]), 0, a // 4] = 10.0
+                return out
+
+        real = tr.RealCrops([])
+        big = cv2.resize(plate, (128 * 2, 32 * 2))
+        # a quad that rectifies to the whole picture: undo rectify's margins
+        quad = tr.expand_quad(np.float32([[0, 0], [256, 0], [256, 64], [0, 64]]),
+                              -tr.MARGIN_X / (1 + 2 * tr.MARGIN_X), -tr.MARGIN_Y / (1 + 2 * tr.MARGIN_Y))
+        bgr = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
+        real.items = [(bgr, quad, "ABCDE", "a.jpg", None), (bgr, quad, "ABCDX", "b.jpg", None)]
+        slots = tr.character_slots(Emits(), real)
+        self.assertIsNone(slots[1])  # read wrong: not cut
+        self.assertEqual(len(slots[0]), 5)
+        for (a, b), (ca, cb) in zip(slots[0], spans):
+            self.assertTrue(a <= ca + 1 and b >= cb - 1, (a, b, ca, cb))
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            out, text = tr.recompose(rng, big, quad, "ABCDE", slots[0])
+            self.assertEqual(out.shape, (tr.IN_H, tr.IN_W))
+            self.assertTrue(4 <= len(text) <= 6 and set(text) <= set("ABCDE"), text)
+            ink = (out[10:22] < 120).any(axis=0)  # as many dark bars as characters, give or take a blur
+            bars = int(ink[0]) + int(np.sum(ink[1:] & ~ink[:-1]))
+            self.assertLessEqual(abs(bars - len(text)), 1, text)
+
+
 class RectifyTest(unittest.TestCase):
     def test_two_line_halves_side_by_side(self):
         import train_reader as tr
