@@ -318,9 +318,9 @@ def synth_sample(rng, backgrounds, p_two_line=0.0):
 
 def character_slots(model, real, device="cpu"):
     """For each real crop the reader already reads right (cut along the detector's corners where it found the
-    plate, else along its labelled box): the column ranges of its
-    characters in the rectified 32x128 plate, [(x0, x1), ...] in reading order (None where the read is
-    wrong). Taken from where the CTC path emits each character: a slot runs half-way to its neighbours."""
+    plate, else along its labelled box): the column ranges of its characters in the rectified 32x128 plate,
+    [(x0, x1), ...] in reading order. None where the read is wrong or the ranges are uneven (a tilted or
+    garbled crop). Placed from where the CTC path emits each character (see _snap_slots)."""
     slots = []
     model.eval()
     with torch.no_grad():
