@@ -12,8 +12,10 @@ in ../shared/data/fonts: GL-Nummernschild, DIN 1451).
 """
 import argparse
 import glob
+import json
 import math
 import os
+import re
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -24,6 +26,12 @@ DIGITS = "0123456789"
 _font_dirs = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation2"]
 _fonts = None
 _font_cache = {}
+
+FORMATS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "plate_formats.json")
+# The generic US layout is a catch-all; vanity plates (letters only, an O) are real and stay in training.
+UNCHECKED_COUNTRIES = ("us",)
+_MAX_DRAWS = 1000  # every generator below fits at least 1 draw in 10
+_patterns = None
 
 PLATE_FONT_HINTS = ("Nummernschild", "din1451")
 GENERIC_FONT_HINTS = ("DejaVuSansCondensed-Bold", "DejaVuSans-Bold", "LiberationSans-Bold", "DejaVuSansMono-Bold",
@@ -70,6 +78,36 @@ def _gen(rng, spec):
     return "".join(out)
 
 
+def country_patterns():
+    """{country: compiled regex} from data/plate_formats.json: the texts the decoder accepts for a country."""
+    global _patterns
+    if _patterns is None:
+        with open(FORMATS_FILE, encoding="utf-8") as f:
+            data = json.load(f)
+        by_country = {}
+        for fmt in data["formats"]:
+            by_country.setdefault(fmt["country"], []).append(f"(?:{fmt['pattern']})")
+        _patterns = {c: re.compile("|".join(ps)) for c, ps in by_country.items()}
+    return _patterns
+
+
+def fits_country(country, text):
+    """Whether a plate text (spaces and dashes allowed) is one `country` issues, as its formats say."""
+    pattern = country_patterns().get(country)
+    return pattern is None or pattern.fullmatch(re.sub(r"[^0-9A-Z]", "", text.upper())) is not None
+
+
+def _draw_text(rng, country, gen):
+    """gen(rng) redrawn until the text fits the country's formats (letters a country never issues, such as an
+    O on a Czech plate, would teach the reader plates that do not exist and make unfair test plates)."""
+    for _ in range(_MAX_DRAWS):
+        text = gen(rng)
+        joined = "".join(text) if isinstance(text, tuple) else text
+        if country in UNCHECKED_COUNTRIES or fits_country(country, joined):
+            return text
+    raise ValueError(f"{country}: a text generator draws no text that fits the country's formats ({joined!r})")
+
+
 def _de(rng):
     district = _gen(rng, "L" * int(rng.integers(1, 4)))
     letters = _gen(rng, "L" * int(rng.integers(1, 3)))
@@ -97,6 +135,10 @@ def _us_free(rng):
     return text
 
 
+RO_COUNTIES = ["AB", "AG", "AR", "BC", "BH", "BN", "BR", "BT", "BV", "BZ", "CJ", "CL", "CS", "CT", "CV", "DB", "DJ",
+               "GJ", "GL", "GR", "HD", "HR", "IF", "IL", "IS", "MH", "MM", "MS", "NT", "OT", "PH", "SB", "SJ", "SM",
+               "SV", "TL", "TM", "TR", "VL", "VN", "VS"]
+
 # country: (strip code, background, text colour, list of display-text generators, two-line generators)
 COUNTRIES = {
     "cz": ("CZ", "white", "black", [lambda r: _gen(r, "DLA DDDD"), lambda r: _gen(r, "DLD DDDD")],
@@ -110,14 +152,16 @@ COUNTRIES = {
            [lambda r: (_gen(r, "LL"), _gen(r, "DDDL"))]),
     "hu": ("H", "white", "black", [lambda r: _gen(r, "LLL-DDD"), lambda r: _gen(r, "LL LL-DDD")], []),
     "hr": ("HR", "white", "black", [lambda r: _gen(r, "LL DDDD-LL"), lambda r: _gen(r, "LL DDD-L")], []),
-    "si": ("SLO", "white", "black", [lambda r: _gen(r, "LL LL-DDD"), lambda r: _gen(r, "LL DD-DDL")], []),
-    "ro": ("RO", "white", "black", [lambda r: _gen(r, "LL DD LLL"), lambda r: _gen(r, "L DDD LLL")], []),
+    "si": ("SLO", "white", "black", [lambda r: _gen(r, "LL LL-DDD"), lambda r: _gen(r, "LL L-DDD")], []),
+    "ro": ("RO", "white", "black", [lambda r: _pick(r, RO_COUNTIES) + _gen(r, " DD LLL"),
+                                    lambda r: "B " + _gen(r, _pick(r, ["DD LLL", "DDD LLL"]))], []),
     "it": ("I", "white", "black", [lambda r: _gen(r, "LL DDDLL")], []),
     "fr": ("F", "white", "black", [lambda r: _gen(r, "LL-DDD-LL"), _fr_old],
            [lambda r: (_gen(r, "LL-DDD"), _gen(r, "LL"))]),
     "es": ("E", "white", "black", [lambda r: _gen(r, "DDDD LLL")], [lambda r: (_gen(r, "DDDD"), _gen(r, "LLL"))]),
     "be": ("B", "white", "#a01010", [lambda r: _gen(r, "D-LLL-DDD")], []),
-    "ie": ("IRL", "white", "black", [lambda r: _gen(r, "DDD-L-DDDD"), lambda r: _gen(r, "DD-LL-DDDDD")], []),
+    "ie": ("IRL", "white", "black", [lambda r: _gen(r, "DD") + _pick(r, "12") + "-" + _pick(r, "CDGLTW") + _gen(r, "-DDDD"),
+                                     lambda r: _gen(r, "DD-LL-DDDDD")], []),
     "nl": ("NL", "#f2c400", "black", [lambda r: _gen(r, "LL-DDD-L"), lambda r: _gen(r, "D-LLL-DD"),
                                       lambda r: _gen(r, "LLL-DD-L")], []),
     "uk": ("UK", "white", "black", [lambda r: _gen(r, "LLDD LLL")], [lambda r: (_gen(r, "LLDD"), _gen(r, "LLL"))]),
@@ -222,7 +266,7 @@ def render_plate(rng, country=None, two_line=None):
         bg = "white"  # Mercosul
     fr_old = False
     if country == "fr" and not two_line:
-        disp = _pick(rng, gens)(rng)
+        disp = _draw_text(rng, country, _pick(rng, gens))
         fr_old = disp[2] != "-" or not disp[:2].isalpha()
         if fr_old:  # FNI plates: white front, yellow rear, or the old black plates with silver text
             bg, fg = [("white", "black"), ("#f2c400", "black"), ("#141414", "#d8d8d8")][
@@ -238,12 +282,12 @@ def render_plate(rng, country=None, two_line=None):
     font_path = _pick(rng, fonts)
 
     if two_line:
-        top, bottom = _pick(rng, gens2)(rng)
+        top, bottom = _draw_text(rng, country, _pick(rng, gens2))
         text = (top + bottom)
         W, H = (int(rng.integers(200, 300)), int(rng.integers(150, 210)))
     else:
         if country != "fr":
-            disp = _pick(rng, gens)(rng)
+            disp = _draw_text(rng, country, _pick(rng, gens))
         text = disp
         if country == "us":
             W, H = 300, 150

@@ -118,6 +118,27 @@ class SynthTest(unittest.TestCase):
             self.assertRegex(text, r"^[A-Z0-9]{3,10}$", country)
             self.assertGreater(img.std(), 10, country)  # something was drawn
 
+    def test_texts_fit_the_country_formats(self):
+        # Every country but the catch-all US draws only plates its formats (data/plate_formats.json) accept:
+        # no O on a Czech plate, no vowel on a Spanish one, only real Romanian county codes.
+        rng = np.random.default_rng(1)
+        for country, spec in synth.COUNTRIES.items():
+            if country in synth.UNCHECKED_COUNTRIES:
+                continue
+            layouts = [False] + ([True] if spec[4] else [])
+            for two_line in layouts:
+                for _ in range(60):
+                    _, text, _ = synth.render_plate(rng, country, two_line=two_line)
+                    self.assertTrue(synth.fits_country(country, text), f"{country} {text}")
+        self.assertFalse(synth.fits_country("cz", "8OW2631"))
+        self.assertFalse(synth.fits_country("es", "1234ABC"))
+        self.assertTrue(synth.fits_country("es", "1234BCD"))
+        self.assertTrue(synth.fits_country("xx", "ANYTHING"))  # no formats: nothing to check
+
+    def test_a_generator_that_never_fits_is_an_error(self):
+        with self.assertRaisesRegex(ValueError, "cz"):
+            synth._draw_text(np.random.default_rng(0), "cz", lambda r: "OOO 0000")
+
     def test_deterministic(self):
         a = synth.render_plate(np.random.default_rng(5))
         b = synth.render_plate(np.random.default_rng(5))
