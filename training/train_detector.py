@@ -164,13 +164,13 @@ def load_pack(path):
 class BatchStream(torch.utils.data.IterableDataset):
     """Endless collated batches made in DataLoader worker processes, each with its own Sampler."""
 
-    def __init__(self, real, negs, seed, batch, crop, synth_p, real_corner_w):
+    def __init__(self, real, negs, seed, batch, crop, synth_p, real_corner_w, tilt=(0.25, 30.0)):
         super().__init__()
-        self.args = (real, negs, seed, batch, crop, synth_p, real_corner_w)
+        self.args = (real, negs, seed, batch, crop, synth_p, real_corner_w, tilt)
 
     def __iter__(self):
-        real, negs, seed, batch, crop, synth_p, real_corner_w = self.args
-        sampler = Sampler(real, negs, packs.worker_rng(seed), size=crop, synth_p=synth_p)
+        real, negs, seed, batch, crop, synth_p, real_corner_w, tilt = self.args
+        sampler = Sampler(real, negs, packs.worker_rng(seed), size=crop, synth_p=synth_p, tilt=tilt)
         while True:
             items = [sampler.sample() for _ in range(batch)]
             t = collate([(img, plates) for img, plates, _ in items], crop, real_corner_w)
@@ -204,9 +204,9 @@ def box_corners(b):
 class Sampler:
     """Makes S x S training crops: (rgb uint8, list of (4x2 corners, is_synthetic))."""
 
-    def __init__(self, real, negatives, rng, size=320, synth_p=0.35):
+    def __init__(self, real, negatives, rng, size=320, synth_p=0.35, tilt=(0.25, 30.0)):
         self.real, self.neg, self.rng, self.S, self.synth_p = real, negatives, rng, size, synth_p
-        self.p_tilt = 0.25  # share of real crops turned by up to +-30 degrees
+        self.p_tilt, self.max_tilt = tilt  # share of real crops turned, by up to +-max_tilt degrees
         try:
             import synth
             self.render = synth.render_plate
@@ -255,7 +255,7 @@ class Sampler:
         px, py = tx + sx * cx, ty + sy * cy
         M = np.array([[sx, 0, px - sx * cx], [0, sy, py - sy * cy]], np.float32)
         if rng.random() < self.p_tilt:  # a tilted camera or plate: turn the view about the plate's spot
-            R = cv2.getRotationMatrix2D((float(px), float(py)), float(rng.uniform(-30, 30)), 1.0)
+            R = cv2.getRotationMatrix2D((float(px), float(py)), float(rng.uniform(-self.max_tilt, self.max_tilt)), 1.0)
             M = (R @ np.vstack([M, [0, 0, 1]])).astype(np.float32)
         interp = cv2.INTER_AREA if s < 0.7 else cv2.INTER_LINEAR
         if s < 0.5:  # INTER_AREA is not used by warpAffine: pre-blur to avoid aliasing
@@ -674,6 +674,9 @@ def main():
     ap.add_argument("--crop", type=int, default=320)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--synth-p", type=float, default=0.35)
+    ap.add_argument("--tilt-share", type=float, default=0.25,
+                    help="share of real crops turned about the plate (a tilted camera or plate)")
+    ap.add_argument("--max-tilt", type=float, default=30.0, help="largest turn of those crops, degrees")
     ap.add_argument("--real-corner-weight", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=float, default=8.0, help="minutes between held-out evaluations")
@@ -745,6 +748,9 @@ def main():
                             "from": ft["fine_tuned_from"], "trained_on": ft["trained_on"],
                             "torch": ft["trained_with_torch"], "samples": st["samples"], "steps": st["step"],
                             "minutes": round(st["elapsed"] / 60, 1)}
+                        for k in ("lr", "tilt_share", "max_tilt", "earlier"):
+                            if k in ft:
+                                d["training"]["fine_tune"][k] = ft[k]
                     json.dump(d, open(sidecar, "w"), indent=2)
             else:
                 m.load_state_dict(torch.load(a.export_weights, map_location="cpu"))
@@ -806,11 +812,22 @@ def main():
         ck = packs.load_checkpoint(a.init, dev)
         model.load_state_dict(ck["model"])
         st = ck.get("state", {})
+        # a fine-tune of a fine-tune: its base is everything the checkpoint had seen, and it is kept as the
+        # checkpoint's own fine-tune record under "earlier"
+        prev = st.get("fine_tune") or {}
+        pb = prev.get("base", {})
         state["fine_tune"] = {"fine_tuned_from": os.path.basename(a.init), "trained_on": str(dev) if dev.type != "cuda"
                               else torch.cuda.get_device_name(0), "trained_with_torch": torch.__version__,
-                              "base": {"steps": st.get("step", 0), "samples": st.get("samples", 0),
-                                       "real": st.get("real", 0), "synthetic": st.get("synthetic", 0),
-                                       "minutes": round(st.get("elapsed", 0.0) / 60, 1)}}
+                              "lr": a.lr, "tilt_share": a.tilt_share, "max_tilt": a.max_tilt,
+                              "base": {"steps": pb.get("steps", 0) + st.get("step", 0),
+                                       "samples": pb.get("samples", 0) + st.get("samples", 0),
+                                       "real": pb.get("real", 0) + st.get("real", 0),
+                                       "synthetic": pb.get("synthetic", 0) + st.get("synthetic", 0),
+                                       "minutes": pb.get("minutes", round(st.get("elapsed", 0.0) / 60, 1))}}
+        if prev:
+            state["fine_tune"]["earlier"] = {k: v for k, v in prev.items() if k != "base"} | {
+                "samples": st.get("samples", 0), "steps": st.get("step", 0),
+                "minutes": round(st.get("elapsed", 0.0) / 60, 1)}
         log(f"weights from {a.init}, fresh schedule")
     if a.resume and os.path.exists(ckpt):
         ck = packs.load_checkpoint(ckpt, dev)
@@ -820,7 +837,7 @@ def main():
         rng = np.random.default_rng([a.seed, state["step"]])
         log(f"resumed from {ckpt}: step {state['step']}, {state['elapsed'] / 60:.1f} min, best {state['best']:.4f}")
     log(f"model params {count_params(model)}")
-    sampler = Sampler(real, negs, rng, size=a.crop, synth_p=a.synth_p)
+    sampler = Sampler(real, negs, rng, size=a.crop, synth_p=a.synth_p, tilt=(a.tilt_share, a.max_tilt))
     budget = a.minutes * 60.0
     warm = 300
     t_start = time.time() - state["elapsed"]
@@ -835,7 +852,7 @@ def main():
     if a.workers > 0:
         stream = iter(torch.utils.data.DataLoader(
             BatchStream(real, negs, a.seed + int(time.time()) % 100000, a.batch, a.crop, sampler.synth_p,
-                        a.real_corner_weight), batch_size=None, num_workers=a.workers, prefetch_factor=4,
+                        a.real_corner_weight, (a.tilt_share, a.max_tilt)), batch_size=None, num_workers=a.workers, prefetch_factor=4,
             persistent_workers=True))
 
     def save_ckpt():

@@ -11,6 +11,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import make_small_plate_set  # noqa: E402
 import make_synthetic_set  # noqa: E402
+import make_tilted_set  # noqa: E402
 import synth  # noqa: E402
 import vigil_data  # noqa: E402
 
@@ -384,3 +385,31 @@ class SyntheticSetTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TiltedSetTest(unittest.TestCase):
+    def test_labels_follow_the_turned_plates(self):
+        with tempfile.TemporaryDirectory() as d:
+            src, out = os.path.join(d, "src"), os.path.join(d, "out")
+            os.makedirs(src)
+            plates = [(0, (80, 60, 60, 20), "AB123"), (1, (150, 100, 40, 14), "XY9")]
+            for i, (x, y, w, h), text in plates:
+                img = np.full((200, 320, 3), 200, np.uint8)
+                cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), (0, 0, 0), -1)
+                cv2.imwrite(os.path.join(src, f"car{i}.png"), img)
+                with open(os.path.join(src, f"car{i}.txt"), "w") as f:
+                    f.write(f"car{i}.png\t{x}\t{y}\t{w}\t{h}\t{text}\n")
+            self.assertEqual(make_tilted_set.make_set(src, 30, out), (2, 2))
+            got = vigil_data.load_dataset(out, "all")
+            self.assertEqual(sorted(p.text for s in got for p in s.plates), ["AB123", "XY9"])
+            for s in got:
+                (p,) = s.plates
+                img = cv2.imread(s.path, cv2.IMREAD_GRAYSCALE)
+                self.assertEqual(img.shape, (200, 320))  # the frame keeps its size
+                ys, xs = np.nonzero(img < 100)  # the turned plate's pixels
+                self.assertAlmostEqual(xs.min(), p.x, delta=2)
+                self.assertAlmostEqual(xs.max() + 1, p.x + p.w, delta=2)
+                self.assertAlmostEqual(ys.min(), p.y, delta=2)
+                self.assertAlmostEqual(ys.max() + 1, p.y + p.h, delta=2)
+                # turned, not just copied: a 60x20 plate at 30 degrees spans about 62x47
+                self.assertGreater(p.h / p.w, 0.6 if p.text == "AB123" else 0.5)
