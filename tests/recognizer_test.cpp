@@ -125,6 +125,27 @@ TEST(SecondLook, OneLineOrTwo) {
   EXPECT_TRUE(two_line_wins(read("AB123CD", 0.7f), read("AB128CD", 0.8f)));
 }
 
+TEST(SecondLook, CloseUpOrFullPass) {
+  auto formats = FormatSet::parse(R"({"formats":[
+      {"country":"ro","name":"bucharest","pattern":"B[0-9]{2,3}[A-Z]{3}","example":"B123ABC"},
+      {"country":"us","name":"generic","pattern":"[0-9][0-9A-Z]{1,7}|[A-Z]{1,7}[0-9][0-9A-Z]{0,6}","example":"ABC123","prior":0.2}]})");
+  ASSERT_TRUE(formats.ok()) << formats.error();
+  const auto read = [&](const std::string& text, float confidence) { return read_of(*formats, text, confidence); };
+  using detail::close_up_wins;
+  // The full pass boxes a piece of a plate too large for it and reads that surely: the whole read wins.
+  EXPECT_TRUE(close_up_wins(read("K17965", 0.97f), read("K179658", 0.6f)));
+  EXPECT_TRUE(close_up_wins(read("B07AA", 0.95f), read("B07AAC", 0.5f)));
+  // A loose close-up box adds a stray character at under even odds: the full pass's sure read stays.
+  EXPECT_FALSE(close_up_wins(read("5VCF203", 0.98f), read("5VCF2037", 0.44f)));
+  // A fitting read beats one fitting nothing, unless it is a guess against a sure read.
+  EXPECT_TRUE(close_up_wins(read("BQAAC", 0.6f), read("B07AAC", 0.3f)));
+  EXPECT_FALSE(close_up_wins(read("B107AAC", 0.2f), read("BXQ", 0.9f)));
+  EXPECT_FALSE(close_up_wins(read("QQQQ", 0.9f), read("B07AAC", 0.01f)));
+  // Otherwise the more probable.
+  EXPECT_TRUE(close_up_wins(read("B07AAG", 0.4f), read("B07AAC", 0.8f)));
+  EXPECT_FALSE(close_up_wins(read("B07AAC", 0.8f), read("B07AAG", 0.4f)));
+}
+
 TEST(Detector, BoxIou) {
   EXPECT_FLOAT_EQ(box_iou({0, 0, 10, 10}, {0, 0, 10, 10}), 1.0f);
   EXPECT_FLOAT_EQ(box_iou({0, 0, 10, 10}, {5, 0, 10, 10}), 50.0f / 150.0f);
@@ -452,6 +473,31 @@ TEST_F(ModelTest, SmallPlateInALargePhotoIsFoundByTheTilePass) {
     // plates 120 px wide see it 8 px wide: too small too. Tiles sized for 40 px plates are what find it.
     EXPECT_FALSE(s.read_by(untiled));
     EXPECT_FALSE(s.read_by(coarse));
+  }
+}
+
+TEST_F(ModelTest, PlateFillingThePictureIsFoundByTheCloseUpPass) {
+  const CloseUp c = close_up(*rec_);
+  ASSERT_FALSE(c.img.empty());
+  ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
+  RecognizerOptions no_close_up;
+  no_close_up.detector.close_up = false;
+  const Recognizer full_pass_only = load_with(no_close_up);
+  // Crops of the plate with a margin of 5% and 30% of its size on each side, as users send them: the
+  // plate fills 91% and 63% of the picture's width.
+  for (const double margin : {0.05, 0.3}) {
+    SCOPED_TRACE(margin);
+    const int mx = int(c.plate.width * margin), my = int(c.plate.height * margin);
+    const cv::Rect crop = cv::Rect(c.plate.x - mx, c.plate.y - my, c.plate.width + 2 * mx, c.plate.height + 2 * my) &
+                          cv::Rect(0, 0, c.img.cols, c.img.rows);
+    const cv::Mat picture = c.img(crop).clone();
+    const auto plates = rec_->recognize(picture).plates;
+    ASSERT_EQ(plates.size(), 1u);  // the plate, not its pieces
+    EXPECT_EQ(plates[0].text, "BR07AAC");
+    EXPECT_GT(plates[0].box.width, 0.8 * c.plate.width);
+    // Alone, the full pass sees the tighter crop's plate wider than any it was trained on.
+    if (margin < 0.1)
+      for (const auto& p : full_pass_only.recognize(picture).plates) EXPECT_NE(p.text, "BR07AAC");
   }
 }
 

@@ -40,12 +40,15 @@ void RecognizerFlags::add_to(CLI::App& app) {
                  "searched in (smaller finds smaller plates, slower; default " +
                      std::to_string(DetectorOptions{}.smallest_plate) + ")")
       ->check(CLI::Range(8, 4000));
+  app.add_flag("--no-close-up", no_close_up,
+               "Do not search the image shrunk into a wider frame for plates that fill much of the picture "
+               "(close-ups, plate crops; faster)");
   app.add_flag("--no-second-look", no_second_look,
                "Do not read uncertain plates again from a wider crop (faster, fewer exact reads)");
   app.add_flag("--no-refine", no_refine,
                "Do not locate small plates again in a zoomed-in window before reading them (faster)");
   app.add_option("--profile", profile,
-                 "Speed/accuracy profile: default, or edge for small CPUs (no tile passes; in video, motion "
+                 "Speed/accuracy profile: default, or edge for small CPUs (no tile or close-up passes; in video, motion "
                  "gating and detection only where something moved or a track is open)")
       ->check(CLI::IsMember({"default", "edge"}))
       ->capture_default_str();
@@ -67,6 +70,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.detector.input_size = input_size;
   o.weak_threshold = weak_threshold;
   if (no_tiles) o.detector.tiles = false;
+  if (no_close_up) o.detector.close_up = false;
   if (smallest_plate > 0) o.detector.smallest_plate = smallest_plate;
   if (no_second_look) o.second_look = false;
   if (no_refine) o.refine_below = 0;

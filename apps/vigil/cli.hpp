@@ -21,6 +21,7 @@ struct RecognizerFlags {
   float weak_threshold = -1.0f;
   float country_weight = -1.0f;  // < 0: the library's default
   bool no_tiles = false;
+  bool no_close_up = false;
   int smallest_plate = 0;
   bool no_second_look = false;
   bool no_refine = false;

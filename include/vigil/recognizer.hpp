@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,6 +37,9 @@ struct DetectorOptions {
   int tile_min_long_side = 1280;  // pixels: 1280x720 video frames run one pass; larger photos are tiled
   int smallest_plate = 40;        // pixels wide, in the image
   int max_plates = 32;            // per image
+  // Plates filling much of the picture (close-ups, plate crops) are too large for the full pass; a
+  // close-up pass over the image shrunk into a wider frame finds them.
+  bool close_up = true;
 };
 
 enum class ReaderKind { kNeural, kTesseract };
@@ -107,6 +111,9 @@ struct Detection {
   std::array<cv::Point2f, 4> corners{};
   float score = 0.0f;
   bool weak = false;  // below the detector threshold: a plate only if the reader confirms it
+  // The same plate's corners as the close-up pass placed them (a plate filling much of the picture,
+  // found whole by the full pass too): both are read and the better read is kept.
+  std::optional<std::array<cv::Point2f, 4>> other_corners;
 };
 
 class Recognizer {

@@ -185,7 +185,60 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
     else
       merged.push_back(raw[i]);
   }
+  if (options.close_up) {
+    // A plate wider than the full pass's plates in training shows there as its pieces (a group of
+    // characters read as a plate) or not at all. Each close-up plate replaces the pieces lying inside it;
+    // where the full pass found it whole as well, both corners are read (Detection::other_corners).
+    const double min_width = double(kFullPassMaxPlateNet) * long_side / input_size;
+    for (const auto& c : close_up_pass(bgr, std::max(threshold, threshold_), min_width)) {
+      const cv::Rect2f cb(c.box);
+      bool found_whole = false;
+      std::erase_if(merged, [&](Detection& d) {
+        const cv::Rect2f db(d.box);
+        const float iou = box_iou(db, cb);
+        // a piece: mostly inside, about its height, and not close to all of it (a box much smaller both
+        // ways is a plate inside a false close-up box over its car, and stays)
+        if (iou < kCloseUpSameIou && (db & cb).area() > 0.7f * db.area() && db.height > 0.5f * cb.height)
+          return true;
+        if (iou >= kSamePlateIou) {
+          found_whole = true;
+          d.score = std::max(d.score, c.score);
+          d.other_corners = c.corners;
+        }
+        return false;
+      });
+      if (!found_whole) merged.push_back(c);
+    }
+  }
   return suppress(std::move(merged), options);
+}
+
+std::vector<Detection> PlateDetector::close_up_pass(const cv::Mat& bgr, float threshold, double min_width) const {
+  const int side = kRefineWindowNet;
+  const double scale = 0.5 * side / std::max(bgr.cols, bgr.rows);
+  const int w = std::max(1, int(std::lround(bgr.cols * scale))), h = std::max(1, int(std::lround(bgr.rows * scale)));
+  const cv::Point offset((side - w) / 2, (side - h) / 2);
+  cv::Mat frame = cv::Mat::zeros(side, side, CV_8UC3);
+  cv::resize(bgr, frame(cv::Rect(offset, cv::Size(w, h))), cv::Size(w, h), 0, 0,
+             scale > 1.0 ? cv::INTER_LINEAR : cv::INTER_AREA);
+  std::vector<Detection> raw;
+  run_pass_scaled(frame, cv::Rect(0, 0, side, side), 1.0, threshold, raw, refine_nets_.get(), side);
+  std::vector<Detection> out;
+  const cv::Rect2f image(0, 0, bgr.cols, bgr.rows);
+  for (auto d : raw) {
+    float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
+    for (auto& p : d.corners) {
+      p = {float((p.x - offset.x) / scale), float((p.y - offset.y) / scale)};
+      x0 = std::min(x0, p.x), y0 = std::min(y0, p.y), x1 = std::max(x1, p.x), y1 = std::max(y1, p.y);
+    }
+    if (x1 - x0 < min_width) continue;
+    const cv::Rect2f box = cv::Rect2f(x0, y0, x1 - x0, y1 - y0) & image;
+    if (box.width < 2 || box.height < 2) continue;
+    d.box = cv::Rect(cv::Point(int(std::floor(box.x)), int(std::floor(box.y))),
+                     cv::Point(int(std::ceil(box.br().x)), int(std::ceil(box.br().y))));
+    out.push_back(d);
+  }
+  return out;
 }
 
 std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorOptions& options,

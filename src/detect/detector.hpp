@@ -47,9 +47,18 @@ class PlateDetector {
   static constexpr int kRefineWindowNet = 256;
   // Regions adding up to this share of the image are searched in one full pass instead.
   static constexpr double kFullPassAreaShare = 0.6;
+  // Plates wider than this many network pixels of a full pass are beyond what training showed it: the
+  // close-up pass finds them, in the image shrunk so its long side is half of a kRefineWindowNet square
+  // (the shape of the refine() networks, so it borrows them without re-planning), zero all around.
+  static constexpr int kFullPassMaxPlateNet = 224;
+  // A full pass's box inside a close-up plate is that plate found whole from this IoU, else a piece of it
+  // (a group of characters: as tall, 55-80% as wide, IoU up to about 0.55 in the plate crops measured).
+  static constexpr float kCloseUpSameIou = 0.6f;
 
   // Non-maximum suppression of raw detections, highest score first, at most options.max_plates.
   std::vector<Detection> suppress(std::vector<Detection> raw, const DetectorOptions& options) const;
+  // The close-up pass's plates at least `min_width` pixels wide (see kFullPassMaxPlateNet), in image pixels.
+  std::vector<Detection> close_up_pass(const cv::Mat& bgr, float threshold, double min_width) const;
   // Runs the network on `roi` of the image scaled so its long side is `input_size`; appends raw detections.
   void run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_size, float threshold,
                 std::vector<Detection>& out) const;

@@ -43,6 +43,17 @@ std::string formats_in(const fs::path& dir) {
 // Plates whose reads are better as two lines are squarish; a one-line EU plate is ~4.7:1.
 constexpr float kTwoLineMaxAspect = 3.0f;
 
+// What the rules choosing between reads (second_look.hpp) look at.
+Decoded summary(const Plate& p) {
+  Decoded d;
+  d.text = p.text;
+  d.confidence = p.confidence;
+  d.country = p.country;
+  d.format = p.format;
+  d.fits_format = p.fits_format;
+  return d;
+}
+
 }  // namespace
 
 const char* to_string(Profile profile) { return profile == Profile::kEdge ? "edge" : "default"; }
@@ -56,6 +67,7 @@ Result<Profile> parse_profile(std::string_view name) {
 void apply_profile(Profile profile, RecognizerOptions& options) {
   if (profile == Profile::kEdge) {
     options.detector.tiles = false;
+    options.detector.close_up = false;
     // In video a plate crosses the detector threshold and is read surely as it comes closer.
     options.max_weak_reads = 0;
     options.second_look = false;
@@ -270,8 +282,13 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
   const auto t1 = Clock::now();
   for (const auto& d : detections) {
     Plate p = read(image, d.corners);
-    p.detection_confidence = d.score;
     p.box = d.box;
+    if (d.other_corners) {
+      Plate close_up = read(image, *d.other_corners);
+      if (detail::close_up_wins(summary(p), summary(close_up)))
+        p = std::move(close_up);  // its box from its own corners
+    }
+    p.detection_confidence = d.score;
     if (p.text.empty() || p.confidence < impl_->options.min_confidence) continue;
     if (d.weak && !impl_->confirms(p)) continue;
     r.plates.push_back(std::move(p));

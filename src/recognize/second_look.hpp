@@ -37,4 +37,16 @@ inline constexpr float kTwoLineExtends = 0.3f;
 // its taller line, which the reader reads surely, and loses the other. Otherwise the more probable wins.
 bool two_line_wins(const Decoded& one, const Decoded& two);
 
+// A close-up read that holds the full pass's read and more wins from this sure.
+inline constexpr float kCloseUpExtends = 0.5f;
+
+// Whether the read along the close-up pass's corners of a plate filling much of the picture replaces the
+// read along the full pass's (see Detection::other_corners). A read fitting a format beats one fitting
+// none, unless it is a guess against a sure read. The full pass sees such a plate beyond the sizes it was
+// trained on and often boxes only a part of it, which it reads surely ("K17965" of "K179658"): a close-up
+// read holding it and more wins when at least even odds (not a loose box's read of the same characters
+// and a stray one from the frame, "5VCF2037" at 44% against "5VCF203" at 98%). Otherwise the more
+// probable wins.
+bool close_up_wins(const Decoded& full, const Decoded& close_up);
+
 }  // namespace vigil::detail

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import make_crop_set  # noqa: E402
 import make_small_plate_set  # noqa: E402
 import make_synthetic_set  # noqa: E402
 import make_tilted_set  # noqa: E402
@@ -413,3 +414,28 @@ class TiltedSetTest(unittest.TestCase):
                 self.assertAlmostEqual(ys.max() + 1, p.y + p.h, delta=2)
                 # turned, not just copied: a 60x20 plate at 30 degrees spans about 62x47
                 self.assertGreater(p.h / p.w, 0.6 if p.text == "AB123" else 0.5)
+
+
+class CropSetTest(unittest.TestCase):
+    def test_crops_keep_the_plate_and_its_margin(self):
+        with tempfile.TemporaryDirectory() as d:
+            src, out = os.path.join(d, "src"), os.path.join(d, "out")
+            os.makedirs(src)
+            img = np.full((200, 320, 3), 200, np.uint8)
+            cv2.rectangle(img, (100, 80), (199, 109), (0, 0, 0), -1)  # a 100x30 plate
+            cv2.rectangle(img, (0, 0), (39, 14), (0, 0, 0), -1)  # a 40x15 plate in the corner
+            cv2.imwrite(os.path.join(src, "car.png"), img)
+            with open(os.path.join(src, "car.txt"), "w") as f:
+                f.write("car.png\t100\t80\t100\t30\tAB-123\ncar.png\t0\t0\t40\t15\tXY9\n")
+            self.assertEqual(make_crop_set.make_set([src], 0.3, out), 2)
+            got = {s.plates[0].text: s for s in vigil_data.load_dataset(out, "all")}
+            self.assertEqual(sorted(got), ["AB123", "XY9"])
+            p = got["AB123"].plates[0]
+            crop = cv2.imread(got["AB123"].path, cv2.IMREAD_GRAYSCALE)
+            self.assertEqual(crop.shape, (48, 160))  # 30% of 100x30 on each side
+            self.assertEqual((p.x, p.y, p.w, p.h), (30, 9, 100, 30))
+            ys, xs = np.nonzero(crop < 100)
+            self.assertEqual((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), (30, 9, 130, 39))
+            p = got["XY9"].plates[0]  # clipped at the image's corner
+            self.assertEqual(cv2.imread(got["XY9"].path).shape[:2], (20, 52))
+            self.assertEqual((p.x, p.y), (0, 0))
