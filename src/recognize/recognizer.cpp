@@ -43,17 +43,6 @@ std::string formats_in(const fs::path& dir) {
 // Plates whose reads are better as two lines are squarish; a one-line EU plate is ~4.7:1.
 constexpr float kTwoLineMaxAspect = 3.0f;
 
-// What the rules choosing between reads (second_look.hpp) look at.
-Decoded summary(const Plate& p) {
-  Decoded d;
-  d.text = p.text;
-  d.confidence = p.confidence;
-  d.country = p.country;
-  d.format = p.format;
-  d.fits_format = p.fits_format;
-  return d;
-}
-
 }  // namespace
 
 const char* to_string(Profile profile) { return profile == Profile::kEdge ? "edge" : "default"; }
@@ -285,7 +274,7 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
     p.box = d.box;
     if (d.other_corners) {
       Plate close_up = read(image, *d.other_corners);
-      if (detail::close_up_wins(summary(p), summary(close_up)))
+      if (detail::close_up_wins(p, close_up))
         p = std::move(close_up);  // its box from its own corners
     }
     p.detection_confidence = d.score;

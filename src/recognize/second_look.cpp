@@ -37,16 +37,4 @@ bool two_line_wins(const Decoded& one, const Decoded& two) {
   return two.confidence > one.confidence;
 }
 
-bool close_up_wins(const Decoded& full, const Decoded& close_up) {
-  if (full.fits_format != close_up.fits_format) {
-    const Decoded& fitting = close_up.fits_format ? close_up : full;
-    const Decoded& other = close_up.fits_format ? full : close_up;
-    return (fitting.confidence >= kGuess || other.confidence <= 0.5f) == close_up.fits_format;
-  }
-  if (close_up.text.size() > full.text.size() && close_up.text.find(full.text) != std::string::npos &&
-      close_up.confidence >= kCloseUpExtends)
-    return true;
-  return close_up.confidence > full.confidence;
-}
-
 }  // namespace vigil::detail

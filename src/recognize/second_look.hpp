@@ -1,6 +1,8 @@
 // Which of several reads of one plate is kept: a second, wider look; one line or two (internal).
 #pragma once
 
+#include <string>
+
 #include "vigil/formats.hpp"
 
 namespace vigil::detail {
@@ -46,7 +48,18 @@ inline constexpr float kCloseUpExtends = 0.5f;
 // trained on and often boxes only a part of it, which it reads surely ("K17965" of "K179658"): a close-up
 // read holding it and more wins when at least even odds (not a loose box's read of the same characters
 // and a stray one from the frame, "5VCF2037" at 44% against "5VCF203" at 98%). Otherwise the more
-// probable wins.
-bool close_up_wins(const Decoded& full, const Decoded& close_up);
+// probable wins. `Read` is Decoded or Plate.
+template <class Read>
+bool close_up_wins(const Read& full, const Read& close_up) {
+  if (full.fits_format != close_up.fits_format) {
+    const Read& fitting = close_up.fits_format ? close_up : full;
+    const Read& other = close_up.fits_format ? full : close_up;
+    return (fitting.confidence >= kGuess || other.confidence <= 0.5f) == close_up.fits_format;
+  }
+  if (close_up.text.size() > full.text.size() && close_up.text.find(full.text) != std::string::npos &&
+      close_up.confidence >= kCloseUpExtends)
+    return true;
+  return close_up.confidence > full.confidence;
+}
 
 }  // namespace vigil::detail
