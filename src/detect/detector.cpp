@@ -185,12 +185,19 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
     else
       merged.push_back(raw[i]);
   }
-  if (options.close_up) {
-    // A plate wider than the full pass's plates in training shows there as its pieces (a group of
-    // characters read as a plate) or not at all. Each close-up plate replaces the pieces lying inside it;
-    // where the full pass found it whole as well, both corners are read (Detection::other_corners).
-    const double min_width = double(kFullPassMaxPlateNet) * long_side / input_size;
-    for (const auto& c : close_up_pass(bgr, std::max(threshold, threshold_), min_width)) {
+  // A plate wider than the full pass's plates in training shows there as its pieces (a group of
+  // characters read as a plate, itself wide) or not at all. A picture whose full pass found a sure plate
+  // and only plates narrower than any such piece needs no close-up pass: most photos and frames.
+  const double min_width = double(kFullPassMaxPlateNet) * long_side / input_size;
+  const double piece_width = double(kCloseUpPieceNet) * long_side / input_size;
+  const float strong = std::max(threshold, threshold_);
+  const bool wants_close_up =
+      std::none_of(merged.begin(), merged.end(), [&](const Detection& d) { return d.score >= strong; }) ||
+      std::any_of(merged.begin(), merged.end(), [&](const Detection& d) { return d.box.width >= piece_width; });
+  if (options.close_up && wants_close_up) {
+    // Each close-up plate replaces the pieces lying inside it; where the full pass found it whole as
+    // well, both corners are read (Detection::other_corners).
+    for (const auto& c : close_up_pass(bgr, strong, min_width)) {
       const cv::Rect2f cb(c.box);
       bool found_whole = false;
       std::erase_if(merged, [&](Detection& d) {

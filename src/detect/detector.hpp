@@ -51,6 +51,8 @@ class PlateDetector {
   // close-up pass finds them, in the image shrunk so its long side is half of a kRefineWindowNet square
   // (the shape of the refine() networks, so it borrows them without re-planning), zero all around.
   static constexpr int kFullPassMaxPlateNet = 224;
+  // The pieces of such a plate that a full pass finds are at least this wide there (most are 190-300).
+  static constexpr int kCloseUpPieceNet = 160;
   // A full pass's box inside a close-up plate is that plate found whole from this IoU, else a piece of it
   // (a group of characters: as tall, 55-80% as wide, IoU up to about 0.55 in the plate crops measured).
   static constexpr float kCloseUpSameIou = 0.6f;
