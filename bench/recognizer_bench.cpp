@@ -49,7 +49,9 @@ void recognize_720p(benchmark::State& state, const vigil::Recognizer& rec) {
 void BM_Recognize720p(benchmark::State& state) { recognize_720p(state, recognizer()); }
 BENCHMARK(BM_Recognize720p)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_Recognize720pNoCloseUp(benchmark::State& state) { recognize_720p(state, recognizer_without_close_up()); }
+void BM_Recognize720pNoCloseUp(benchmark::State& state) {
+  recognize_720p(state, recognizer_without_close_up());
+}
 BENCHMARK(BM_Recognize720pNoCloseUp)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Detect720p(benchmark::State& state) {

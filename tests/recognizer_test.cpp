@@ -488,8 +488,9 @@ TEST_F(ModelTest, PlateFillingThePictureIsFoundByTheCloseUpPass) {
   for (const double margin : {0.05, 0.3}) {
     SCOPED_TRACE(margin);
     const int mx = int(c.plate.width * margin), my = int(c.plate.height * margin);
-    const cv::Rect crop = cv::Rect(c.plate.x - mx, c.plate.y - my, c.plate.width + 2 * mx, c.plate.height + 2 * my) &
-                          cv::Rect(0, 0, c.img.cols, c.img.rows);
+    const cv::Rect crop =
+        cv::Rect(c.plate.x - mx, c.plate.y - my, c.plate.width + 2 * mx, c.plate.height + 2 * my) &
+        cv::Rect(0, 0, c.img.cols, c.img.rows);
     const cv::Mat picture = c.img(crop).clone();
     const auto plates = rec_->recognize(picture).plates;
     ASSERT_EQ(plates.size(), 1u);  // the plate, not its pieces

@@ -48,8 +48,8 @@ void RecognizerFlags::add_to(CLI::App& app) {
   app.add_flag("--no-refine", no_refine,
                "Do not locate small plates again in a zoomed-in window before reading them (faster)");
   app.add_option("--profile", profile,
-                 "Speed/accuracy profile: default, or edge for small CPUs (no tile or close-up passes; in video, motion "
-                 "gating and detection only where something moved or a track is open)")
+                 "Speed/accuracy profile: default, or edge for small CPUs (no tile or close-up passes; in "
+                 "video, motion gating and detection only where something moved or a track is open)")
       ->check(CLI::IsMember({"default", "edge"}))
       ->capture_default_str();
 }

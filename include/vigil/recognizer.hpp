@@ -12,8 +12,8 @@
 #pragma once
 
 #include <array>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>

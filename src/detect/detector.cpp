@@ -193,7 +193,8 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
   const float strong = std::max(threshold, threshold_);
   const bool wants_close_up =
       std::none_of(merged.begin(), merged.end(), [&](const Detection& d) { return d.score >= strong; }) ||
-      std::any_of(merged.begin(), merged.end(), [&](const Detection& d) { return d.box.width >= piece_width; });
+      std::any_of(merged.begin(), merged.end(),
+                  [&](const Detection& d) { return d.box.width >= piece_width; });
   if (options.close_up && wants_close_up) {
     // Each close-up plate replaces the pieces lying inside it; where the full pass found it whole as
     // well, both corners are read (Detection::other_corners).
@@ -220,10 +221,12 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
   return suppress(std::move(merged), options);
 }
 
-std::vector<Detection> PlateDetector::close_up_pass(const cv::Mat& bgr, float threshold, double min_width) const {
+std::vector<Detection> PlateDetector::close_up_pass(const cv::Mat& bgr, float threshold,
+                                                    double min_width) const {
   const int side = kRefineWindowNet;
   const double scale = 0.5 * side / std::max(bgr.cols, bgr.rows);
-  const int w = std::max(1, int(std::lround(bgr.cols * scale))), h = std::max(1, int(std::lround(bgr.rows * scale)));
+  const int w = std::max(1, int(std::lround(bgr.cols * scale)));
+  const int h = std::max(1, int(std::lround(bgr.rows * scale)));
   const cv::Point offset((side - w) / 2, (side - h) / 2);
   cv::Mat frame = cv::Mat::zeros(side, side, CV_8UC3);
   cv::resize(bgr, frame(cv::Rect(offset, cv::Size(w, h))), cv::Size(w, h), 0, 0,
