@@ -25,16 +25,7 @@ bool second_look_wins(const Decoded& first, const Decoded& wide, const FormatSet
 }
 
 bool two_line_wins(const Decoded& one, const Decoded& two) {
-  if (one.fits_format != two.fits_format) {
-    const Decoded& fitting = two.fits_format ? two : one;
-    const Decoded& other = two.fits_format ? one : two;
-    const bool fitting_wins = !(fitting.confidence < kGuess && other.confidence > 0.5f);
-    return fitting_wins == two.fits_format;
-  }
-  if (two.text.size() > one.text.size() && two.text.find(one.text) != std::string::npos &&
-      two.confidence >= kTwoLineExtends)
-    return true;
-  return two.confidence > one.confidence;
+  return fuller_read_wins(one, two, kTwoLineExtends);
 }
 
 }  // namespace vigil::detail

@@ -31,35 +31,40 @@ bool second_look_wins(const Decoded& first, const Decoded& wide, const FormatSet
 inline constexpr float kGuess = 0.02f;
 // A two-line read that holds the whole one-line read and more wins from this sure.
 inline constexpr float kTwoLineExtends = 0.3f;
-
-// Whether a squarish plate's two-line read (its halves side by side) replaces its one-line read. A read
-// fitting a format beats one fitting none, unless it is a guess against a sure read (a vanity plate
-// read right as one line, whose two halves make some fitting string at 0.1%). A two-line read holding
-// the one-line read and more wins when reasonably sure: squeezed into one line, a two-line plate shows
-// its taller line, which the reader reads surely, and loses the other. Otherwise the more probable wins.
-bool two_line_wins(const Decoded& one, const Decoded& two);
-
 // A close-up read that holds the full pass's read and more wins from this sure.
 inline constexpr float kCloseUpExtends = 0.5f;
 
+// Whether `second` replaces `first`, two reads of one plate where `second` may show all of what `first`
+// shows a piece of. A read fitting a format beats one fitting none, unless it is a guess against a sure
+// read. `second` holding `first` and more wins from `extends_from`. Otherwise the more probable wins.
+// `Read` is Decoded or Plate.
+template <class Read>
+bool fuller_read_wins(const Read& first, const Read& second, float extends_from) {
+  if (first.fits_format != second.fits_format) {
+    const Read& fitting = second.fits_format ? second : first;
+    const Read& other = second.fits_format ? first : second;
+    return (fitting.confidence >= kGuess || other.confidence <= 0.5f) == second.fits_format;
+  }
+  if (second.text.size() > first.text.size() && second.text.find(first.text) != std::string::npos &&
+      second.confidence >= extends_from)
+    return true;
+  return second.confidence > first.confidence;
+}
+
+// Whether a squarish plate's two-line read (its halves side by side) replaces its one-line read, by
+// fuller_read_wins from kTwoLineExtends: a fitting guess loses to a vanity plate read right as one line
+// (whose two halves make some fitting string at 0.1%), and squeezed into one line a two-line plate shows
+// its taller line, which the reader reads surely, and loses the other.
+bool two_line_wins(const Decoded& one, const Decoded& two);
+
 // Whether the read along the close-up pass's corners of a plate filling much of the picture replaces the
-// read along the full pass's (see Detection::other_corners). A read fitting a format beats one fitting
-// none, unless it is a guess against a sure read. The full pass sees such a plate beyond the sizes it was
-// trained on and often boxes only a part of it, which it reads surely ("K17965" of "K179658"): a close-up
-// read holding it and more wins when at least even odds (not a loose box's read of the same characters
-// and a stray one from the frame, "5VCF2037" at 44% against "5VCF203" at 98%). Otherwise the more
-// probable wins. `Read` is Decoded or Plate.
+// read along the full pass's (see Detection::other_corners), by fuller_read_wins from kCloseUpExtends.
+// The full pass sees such a plate beyond the sizes it was trained on and often boxes only a part of it,
+// which it reads surely ("K17965" of "K179658"); from even odds, not a loose box's read of the same
+// characters and a stray one from the frame ("5VCF2037" at 44% against "5VCF203" at 98%).
 template <class Read>
 bool close_up_wins(const Read& full, const Read& close_up) {
-  if (full.fits_format != close_up.fits_format) {
-    const Read& fitting = close_up.fits_format ? close_up : full;
-    const Read& other = close_up.fits_format ? full : close_up;
-    return (fitting.confidence >= kGuess || other.confidence <= 0.5f) == close_up.fits_format;
-  }
-  if (close_up.text.size() > full.text.size() && close_up.text.find(full.text) != std::string::npos &&
-      close_up.confidence >= kCloseUpExtends)
-    return true;
-  return close_up.confidence > full.confidence;
+  return fuller_read_wins(full, close_up, kCloseUpExtends);
 }
 
 }  // namespace vigil::detail
