@@ -47,6 +47,9 @@ void RecognizerFlags::add_to(CLI::App& app) {
                "Do not read uncertain plates again from a wider crop (faster, fewer exact reads)");
   app.add_flag("--no-refine", no_refine,
                "Do not locate small plates again in a zoomed-in window before reading them (faster)");
+  app.add_flag("--no-level", no_level,
+               "Do not locate tilted plates again in a window turned to level them before reading them "
+               "(faster on tilted plates, fewer exact reads)");
   app.add_option("--profile", profile,
                  "Speed/accuracy profile: default, or edge for small CPUs (no tile or close-up passes; in "
                  "video, motion gating and detection only where something moved or a track is open)")
@@ -74,6 +77,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   if (smallest_plate > 0) o.detector.smallest_plate = smallest_plate;
   if (no_second_look) o.second_look = false;
   if (no_refine) o.refine_below = 0;
+  if (no_level) o.level_above = 0;
   return o;
 }
 

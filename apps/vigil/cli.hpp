@@ -25,6 +25,7 @@ struct RecognizerFlags {
   int smallest_plate = 0;
   bool no_second_look = false;
   bool no_refine = false;
+  bool no_level = false;
   void add_to(CLI::App& app);
   Result<RecognizerOptions> to_options() const;
   Profile profile_value() const { return profile == "edge" ? Profile::kEdge : Profile::kDefault; }

@@ -67,6 +67,10 @@ struct RecognizerOptions {
   // corners. 0: off.
   int refine_below = 64;
   int refine_width = 80;
+  // A plate whose corners lie tilted by more than level_above degrees is located again in a window around
+  // it turned so it lies level, refine_width network pixels wide, and read from those corners turned back:
+  // the detector places a level plate's corners best, and the reader learned along such corners. 0: off.
+  double level_above = 8.0;
   int max_weak_reads = 2;  // per image (or frame), highest detector scores first: bounds the extra reads
   int threads = 0;              // OpenCV threads; 0 = OpenCV's default (all cores)
   std::size_t max_pixels = 50'000'000;  // larger images are refused with a message (memory bound)

@@ -307,4 +307,69 @@ Detection PlateDetector::refine(const cv::Mat& bgr, const Detection& d, float th
   return out;
 }
 
+double plate_tilt_degrees(const std::array<cv::Point2f, 4>& corners) {
+  const cv::Point2f along = (corners[1] - corners[0]) + (corners[2] - corners[3]);
+  return std::atan2(along.y, along.x) * 180.0 / CV_PI;
+}
+
+Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float threshold, int net_width,
+                               double min_degrees) const {
+  const auto& c = d.corners;
+  const double tilt = plate_tilt_degrees(c);
+  if (bgr.empty() || net_width <= 0 || std::abs(tilt) < min_degrees || std::abs(tilt) > kLevelMaxDegrees) return d;
+  const double width = 0.5 * (cv::norm(c[1] - c[0]) + cv::norm(c[2] - c[3]));
+  if (width < 2) return d;
+  const double scale = net_width / width;
+  const int side = kRefineWindowNet;
+  const cv::Point2f centre = (c[0] + c[1] + c[2] + c[3]) * 0.25f;
+  // image -> window: shrunk first by area averaging where the plate is wider than net_width (a warp would
+  // alias), then turned about the plate's centre and moved to the window's.
+  cv::Mat source = bgr;
+  cv::Matx23d to_source(1, 0, 0, 0, 1, 0);
+  double turn_scale = scale;
+  if (scale < 1.0) {
+    const int r = int(std::ceil(0.75 * side / scale));
+    const cv::Rect roi = cv::Rect(int(centre.x) - r, int(centre.y) - r, 2 * r, 2 * r) & cv::Rect(0, 0, bgr.cols, bgr.rows);
+    if (roi.empty()) return d;
+    const cv::Size small(std::max(1, int(std::lround(roi.width * scale))), std::max(1, int(std::lround(roi.height * scale))));
+    cv::resize(bgr(roi), source, small, 0, 0, cv::INTER_AREA);
+    const double sx = double(small.width) / roi.width, sy = double(small.height) / roi.height;
+    to_source = cv::Matx23d(sx, 0, -roi.x * sx, 0, sy, -roi.y * sy);
+    turn_scale = 1.0;
+  }
+  const cv::Point2d centre_in_source(to_source(0, 0) * centre.x + to_source(0, 2),
+                                     to_source(1, 1) * centre.y + to_source(1, 2));
+  cv::Mat turn = cv::getRotationMatrix2D(centre_in_source, tilt, turn_scale);
+  turn.at<double>(0, 2) += side / 2.0 - centre_in_source.x;
+  turn.at<double>(1, 2) += side / 2.0 - centre_in_source.y;
+  cv::Mat window;
+  cv::warpAffine(source, window, turn, cv::Size(side, side), cv::INTER_LINEAR, cv::BORDER_CONSTANT);
+  // image -> window in one affine map, and back
+  const cv::Matx33d s3(to_source(0, 0), to_source(0, 1), to_source(0, 2), to_source(1, 0), to_source(1, 1),
+                       to_source(1, 2), 0, 0, 1);
+  const cv::Matx23d t(turn);
+  const cv::Matx33d t3(t(0, 0), t(0, 1), t(0, 2), t(1, 0), t(1, 1), t(1, 2), 0, 0, 1);
+  const cv::Matx33d forward = t3 * s3;
+  const cv::Matx33d back = forward.inv();
+  auto map = [](const cv::Matx33d& m, cv::Point2f p) {
+    return cv::Point2f(float(m(0, 0) * p.x + m(0, 1) * p.y + m(0, 2)), float(m(1, 0) * p.x + m(1, 1) * p.y + m(1, 2)));
+  };
+  float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
+  for (const auto& p : c) {
+    const auto q = map(forward, p);
+    x0 = std::min(x0, q.x), y0 = std::min(y0, q.y), x1 = std::max(x1, q.x), y1 = std::max(y1, q.y);
+  }
+  const cv::Rect2f expected(x0, y0, x1 - x0, y1 - y0);
+  std::vector<Detection> raw;
+  run_pass_scaled(window, cv::Rect(0, 0, side, side), 1.0, threshold, raw, refine_nets_.get(), side);
+  const Detection* best = nullptr;
+  for (const auto& r : raw)
+    if (box_iou(r.box, expected) >= 0.3f && (!best || r.score > best->score)) best = &r;
+  if (!best) return d;
+  // The box stays the one the plate was found with: the new corners are for reading.
+  Detection out = d;
+  for (int k = 0; k < 4; ++k) out.corners[k] = map(back, best->corners[k]);
+  return out;
+}
+
 }  // namespace vigil

@@ -29,6 +29,12 @@ class PlateDetector {
   // network pixels wide: a plate found small (a few network pixels tall) gets its corners placed more
   // exactly, which is what the reader needs. `d` unchanged when that pass does not find it.
   Detection refine(const cv::Mat& bgr, const Detection& d, float threshold, int net_width) const;
+  // `d` located again in a window turned about its centre so the plate lies level, scaled so it is about
+  // `net_width` network pixels wide; its corners mapped back to the image. The detector places a level
+  // plate's corners best (training showed few tilted plates), and the reader learned along such corners.
+  // `d` unchanged when it is tilted less than `min_degrees` or that pass does not find it.
+  Detection level(const cv::Mat& bgr, const Detection& d, float threshold, int net_width,
+                  double min_degrees) const;
 
   float default_threshold() const { return threshold_; }
   float default_weak_threshold() const { return weak_threshold_; }
@@ -56,6 +62,8 @@ class PlateDetector {
   // A full pass's box inside a close-up plate is that plate found whole from this IoU, else a piece of it
   // (a group of characters: as tall, 55-80% as wide, IoU up to about 0.55 in the plate crops measured).
   static constexpr float kCloseUpSameIou = 0.6f;
+  // level() leaves plates steeper than this alone (a box on its side is no plate lying level).
+  static constexpr double kLevelMaxDegrees = 50.0;
 
   // Non-maximum suppression of raw detections, highest score first, at most options.max_plates.
   std::vector<Detection> suppress(std::vector<Detection> raw, const DetectorOptions& options) const;
@@ -86,6 +94,9 @@ class PlateDetector {
   cv::Scalar std_{1, 1, 1};
   std::string output_ = "out";
 };
+
+// The angle of a plate's top and bottom edges, in degrees, clockwise on the screen.
+double plate_tilt_degrees(const std::array<cv::Point2f, 4>& corners);
 
 // Intersection over union of two boxes.
 float box_iou(const cv::Rect2f& a, const cv::Rect2f& b);

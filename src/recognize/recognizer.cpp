@@ -61,6 +61,7 @@ void apply_profile(Profile profile, RecognizerOptions& options) {
     options.max_weak_reads = 0;
     options.second_look = false;
     options.refine_below = 0;
+    options.level_above = 0;
   }
 }
 
@@ -168,6 +169,8 @@ struct Recognizer::Impl {
         if (d.box.width * full_scale < options.refine_below)
           d = detector->refine(bgr, d, o.score_threshold, options.refine_width);
     }
+    if (options.level_above > 0 && !bgr.empty())
+      for (auto& d : out) d = detector->level(bgr, d, o.score_threshold, options.refine_width, options.level_above);
     return out;
   }
 
