@@ -47,6 +47,9 @@ Result<PlateDetector> PlateDetector::load(const std::string& models_dir) {
   auto refine_nets = NetPool::load(onnx);
   if (!refine_nets) return Error{"detector model: " + refine_nets.error()};
   d.refine_nets_ = *refine_nets;
+  auto level_nets = NetPool::load(onnx);
+  if (!level_nets) return Error{"detector model: " + level_nets.error()};
+  d.level_nets_ = *level_nets;
   return d;
 }
 
@@ -320,7 +323,7 @@ Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float thr
   const double width = 0.5 * (cv::norm(c[1] - c[0]) + cv::norm(c[2] - c[3]));
   if (width < 2) return d;
   const double scale = net_width / width;
-  const int side = kRefineWindowNet;
+  const cv::Size side(kLevelWindowNetWidth, kLevelWindowNetHeight);
   const cv::Point2f centre = (c[0] + c[1] + c[2] + c[3]) * 0.25f;
   // image -> window: shrunk first by area averaging where the plate is wider than net_width (a warp would
   // alias), then turned about the plate's centre and moved to the window's.
@@ -328,7 +331,7 @@ Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float thr
   cv::Matx23d to_source(1, 0, 0, 0, 1, 0);
   double turn_scale = scale;
   if (scale < 1.0) {
-    const int r = int(std::ceil(0.75 * side / scale));
+    const int r = int(std::ceil(0.75 * std::max(side.width, side.height) / scale));
     const cv::Rect roi = cv::Rect(int(centre.x) - r, int(centre.y) - r, 2 * r, 2 * r) & cv::Rect(0, 0, bgr.cols, bgr.rows);
     if (roi.empty()) return d;
     const cv::Size small(std::max(1, int(std::lround(roi.width * scale))), std::max(1, int(std::lround(roi.height * scale))));
@@ -340,10 +343,10 @@ Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float thr
   const cv::Point2d centre_in_source(to_source(0, 0) * centre.x + to_source(0, 2),
                                      to_source(1, 1) * centre.y + to_source(1, 2));
   cv::Mat turn = cv::getRotationMatrix2D(centre_in_source, tilt, turn_scale);
-  turn.at<double>(0, 2) += side / 2.0 - centre_in_source.x;
-  turn.at<double>(1, 2) += side / 2.0 - centre_in_source.y;
+  turn.at<double>(0, 2) += side.width / 2.0 - centre_in_source.x;
+  turn.at<double>(1, 2) += side.height / 2.0 - centre_in_source.y;
   cv::Mat window;
-  cv::warpAffine(source, window, turn, cv::Size(side, side), cv::INTER_LINEAR, cv::BORDER_CONSTANT);
+  cv::warpAffine(source, window, turn, side, cv::INTER_LINEAR, cv::BORDER_CONSTANT);
   // image -> window in one affine map, and back
   const cv::Matx33d s3(to_source(0, 0), to_source(0, 1), to_source(0, 2), to_source(1, 0), to_source(1, 1),
                        to_source(1, 2), 0, 0, 1);
@@ -361,7 +364,7 @@ Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float thr
   }
   const cv::Rect2f expected(x0, y0, x1 - x0, y1 - y0);
   std::vector<Detection> raw;
-  run_pass_scaled(window, cv::Rect(0, 0, side, side), 1.0, threshold, raw, refine_nets_.get(), side);
+  run_pass_scaled(window, cv::Rect(cv::Point(), side), 1.0, threshold, raw, level_nets_.get());
   const Detection* best = nullptr;
   for (const auto& r : raw)
     if (box_iou(r.box, expected) >= 0.3f && (!best || r.score > best->score)) best = &r;
