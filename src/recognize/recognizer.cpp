@@ -61,7 +61,6 @@ void apply_profile(Profile profile, RecognizerOptions& options) {
     options.max_weak_reads = 0;
     options.second_look = false;
     options.refine_below = 0;
-    options.level_above = 0;
   }
 }
 
