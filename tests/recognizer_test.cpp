@@ -164,7 +164,9 @@ TEST(Detector, PlateTiltIsTheMeanSlopeOfTopAndBottom) {
   EXPECT_NEAR(plate_tilt_degrees({{{0, 0}, {100, 0}, {100, 20}, {0, 20}}}), 0.0, 1e-6);
   const double c = std::cos(CV_PI / 6), s = std::sin(CV_PI / 6);
   // turned 30 degrees clockwise on the screen: the right end lower
-  EXPECT_NEAR(plate_tilt_degrees({{{0, 0}, {float(100 * c), float(100 * s)}, {float(100 * c - 20 * s), float(100 * s + 20 * c)},
+  EXPECT_NEAR(plate_tilt_degrees({{{0, 0},
+                                   {float(100 * c), float(100 * s)},
+                                   {float(100 * c - 20 * s), float(100 * s + 20 * c)},
                                    {float(-20 * s), float(20 * c)}}}),
               30.0, 1e-3);
   // a perspective quad: top edge rising 10 px, bottom level, the mean of the two

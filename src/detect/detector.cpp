@@ -319,7 +319,8 @@ Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float thr
                                double min_degrees) const {
   const auto& c = d.corners;
   const double tilt = plate_tilt_degrees(c);
-  if (bgr.empty() || net_width <= 0 || std::abs(tilt) < min_degrees || std::abs(tilt) > kLevelMaxDegrees) return d;
+  if (bgr.empty() || net_width <= 0 || std::abs(tilt) < min_degrees || std::abs(tilt) > kLevelMaxDegrees)
+    return d;
   const double width = 0.5 * (cv::norm(c[1] - c[0]) + cv::norm(c[2] - c[3]));
   if (width < 2) return d;
   const double scale = net_width / width;
@@ -332,9 +333,11 @@ Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float thr
   double turn_scale = scale;
   if (scale < 1.0) {
     const int r = int(std::ceil(0.75 * std::max(side.width, side.height) / scale));
-    const cv::Rect roi = cv::Rect(int(centre.x) - r, int(centre.y) - r, 2 * r, 2 * r) & cv::Rect(0, 0, bgr.cols, bgr.rows);
+    const cv::Rect roi =
+        cv::Rect(int(centre.x) - r, int(centre.y) - r, 2 * r, 2 * r) & cv::Rect(0, 0, bgr.cols, bgr.rows);
     if (roi.empty()) return d;
-    const cv::Size small(std::max(1, int(std::lround(roi.width * scale))), std::max(1, int(std::lround(roi.height * scale))));
+    const cv::Size small(std::max(1, int(std::lround(roi.width * scale))),
+                         std::max(1, int(std::lround(roi.height * scale))));
     cv::resize(bgr(roi), source, small, 0, 0, cv::INTER_AREA);
     const double sx = double(small.width) / roi.width, sy = double(small.height) / roi.height;
     to_source = cv::Matx23d(sx, 0, -roi.x * sx, 0, sy, -roi.y * sy);
@@ -355,7 +358,8 @@ Detection PlateDetector::level(const cv::Mat& bgr, const Detection& d, float thr
   const cv::Matx33d forward = t3 * s3;
   const cv::Matx33d back = forward.inv();
   auto map = [](const cv::Matx33d& m, cv::Point2f p) {
-    return cv::Point2f(float(m(0, 0) * p.x + m(0, 1) * p.y + m(0, 2)), float(m(1, 0) * p.x + m(1, 1) * p.y + m(1, 2)));
+    return cv::Point2f(float(m(0, 0) * p.x + m(0, 1) * p.y + m(0, 2)),
+                       float(m(1, 0) * p.x + m(1, 1) * p.y + m(1, 2)));
   };
   float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
   for (const auto& p : c) {

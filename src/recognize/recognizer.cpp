@@ -169,7 +169,8 @@ struct Recognizer::Impl {
           d = detector->refine(bgr, d, o.score_threshold, options.refine_width);
     }
     if (options.level_above > 0 && !bgr.empty())
-      for (auto& d : out) d = detector->level(bgr, d, o.score_threshold, options.refine_width, options.level_above);
+      for (auto& d : out)
+        d = detector->level(bgr, d, o.score_threshold, options.refine_width, options.level_above);
     return out;
   }
 
