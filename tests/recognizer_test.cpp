@@ -551,6 +551,26 @@ TEST_F(ModelTest, PlateFillingThePictureIsFoundByTheCloseUpPass) {
   }
 }
 
+// In video with motion gating the detector searches only where the frame changed: a plate close to the
+// camera (a barrier, a car park's gate) is found whole there too, not as its pieces.
+TEST_F(ModelTest, PlateFillingTheFrameIsFoundWholeInAMovingRegion) {
+  const CloseUp c = close_up(*rec_);
+  ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
+  for (const double margin : {0.05, 0.3, 0.6}) {
+    SCOPED_TRACE(margin);
+    const int mx = int(c.plate.width * margin), my = int(c.plate.height * margin);
+    const cv::Rect crop =
+        cv::Rect(c.plate.x - mx, c.plate.y - my * 4, c.plate.width + 2 * mx, c.plate.height + 8 * my) &
+        cv::Rect(0, 0, c.img.cols, c.img.rows);
+    const cv::Mat frame = c.img(crop).clone();
+    // the car moved in the lower two thirds of the frame
+    const std::vector<cv::Rect> moved{cv::Rect(0, frame.rows / 3, frame.cols, frame.rows - frame.rows / 3)};
+    const auto plates = rec_->recognize(frame, moved).plates;
+    ASSERT_EQ(plates.size(), 1u);
+    EXPECT_EQ(plates[0].text, "BR07AAC");
+  }
+}
+
 TEST_F(ModelTest, SmallPlateIsLocatedAgainBeforeItIsRead) {
   const CloseUp c = close_up(*rec_);
   ASSERT_FALSE(c.img.empty());

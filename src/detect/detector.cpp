@@ -198,30 +198,33 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
       std::none_of(merged.begin(), merged.end(), [&](const Detection& d) { return d.score >= strong; }) ||
       std::any_of(merged.begin(), merged.end(),
                   [&](const Detection& d) { return d.box.width >= piece_width; });
-  if (options.close_up && wants_close_up) {
-    // Each close-up plate replaces the pieces lying inside it; where the full pass found it whole as
-    // well, both corners are read (Detection::other_corners).
-    for (const auto& c : close_up_pass(bgr, strong, min_width)) {
-      const cv::Rect2f cb(c.box);
-      bool found_whole = false;
-      std::erase_if(merged, [&](Detection& d) {
-        const cv::Rect2f db(d.box);
-        const float iou = box_iou(db, cb);
-        // a piece: mostly inside, about its height, and not close to all of it (a box much smaller both
-        // ways is a plate inside a false close-up box over its car, and stays)
-        if (iou < kCloseUpSameIou && (db & cb).area() > 0.7f * db.area() && db.height > 0.5f * cb.height)
-          return true;
-        if (iou >= kSamePlateIou) {
-          found_whole = true;
-          d.score = std::max(d.score, c.score);
-          d.other_corners = c.corners;
-        }
-        return false;
-      });
-      if (!found_whole) merged.push_back(c);
-    }
-  }
+  if (options.close_up && wants_close_up) add_close_up(bgr, strong, min_width, merged);
   return suppress(std::move(merged), options);
+}
+
+void PlateDetector::add_close_up(const cv::Mat& bgr, float threshold, double min_width,
+                                 std::vector<Detection>& merged) const {
+  // Each close-up plate replaces the pieces lying inside it; where the full pass found it whole as
+  // well, both corners are read (Detection::other_corners).
+  for (const auto& c : close_up_pass(bgr, threshold, min_width)) {
+    const cv::Rect2f cb(c.box);
+    bool found_whole = false;
+    std::erase_if(merged, [&](Detection& d) {
+      const cv::Rect2f db(d.box);
+      const float iou = box_iou(db, cb);
+      // a piece: mostly inside, about its height, and not close to all of it (a box much smaller both
+      // ways is a plate inside a false close-up box over its car, and stays)
+      if (iou < kCloseUpSameIou && (db & cb).area() > 0.7f * db.area() && db.height > 0.5f * cb.height)
+        return true;
+      if (iou >= kSamePlateIou) {
+        found_whole = true;
+        d.score = std::max(d.score, c.score);
+        d.other_corners = c.corners;
+      }
+      return false;
+    });
+    if (!found_whole) merged.push_back(c);
+  }
 }
 
 std::vector<Detection> PlateDetector::close_up_pass(const cv::Mat& bgr, float threshold,
@@ -286,6 +289,14 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
     passes.assign(1, whole);
   }
   for (const auto& r : passes) run_pass_scaled(bgr, r, scale, threshold, raw);
+  // A plate close to the camera shows here as its pieces too. Most frames searched hold no sure plate
+  // (whatever moved was no car), so only a possible piece calls for the close-up pass.
+  const int long_side = std::max(bgr.cols, bgr.rows);
+  const double piece_width = double(kCloseUpPieceNet) * long_side / input_size;
+  if (options.close_up &&
+      std::any_of(raw.begin(), raw.end(), [&](const Detection& d) { return d.box.width >= piece_width; }))
+    add_close_up(bgr, std::max(threshold, threshold_), double(kFullPassMaxPlateNet) * long_side / input_size,
+                 raw);
   return suppress(std::move(raw), options);
 }
 

@@ -21,7 +21,8 @@ class PlateDetector {
   // Every plate in the BGR image, in image pixels, NMS applied, highest score first. Thread-safe.
   std::vector<Detection> detect(const cv::Mat& bgr, const DetectorOptions& options) const;
   // Only inside `regions` (image pixels), each searched at the scale of a full pass over the image (no
-  // tiles); regions covering most of the image become one full pass. Thread-safe.
+  // tiles); regions covering most of the image become one full pass. The close-up pass runs when a
+  // region shows what may be a piece of a plate too large for that scale. Thread-safe.
   std::vector<Detection> detect(const cv::Mat& bgr, const DetectorOptions& options,
                                 const std::vector<cv::Rect>& regions) const;
 
@@ -70,6 +71,9 @@ class PlateDetector {
 
   // Non-maximum suppression of raw detections, highest score first, at most options.max_plates.
   std::vector<Detection> suppress(std::vector<Detection> raw, const DetectorOptions& options) const;
+  // Adds the close-up pass's plates at least `min_width` pixels wide to `merged`, each replacing the pieces
+  // of it there; where `merged` holds the whole plate too, that detection gets its close-up corners.
+  void add_close_up(const cv::Mat& bgr, float threshold, double min_width, std::vector<Detection>& merged) const;
   // The close-up pass's plates at least `min_width` pixels wide (see kFullPassMaxPlateNet), in image pixels.
   std::vector<Detection> close_up_pass(const cv::Mat& bgr, float threshold, double min_width) const;
   // Runs the network on `roi` of the image scaled so its long side is `input_size`; appends raw detections.
