@@ -383,7 +383,8 @@ TEST_F(CliTest, HelpListsTheSubcommandsAndTheirFlags) {
   EXPECT_TRUE(contains(r.out, "bench")) << r;
   const auto read = run_vigil({"read", "--help"});
   EXPECT_EQ(read.status, 0) << read;
-  for (const char* flag : {"--json", "--annotate", "--min-confidence", "--country", "--models", "--reader"})
+  for (const char* flag : {"--json", "--annotate", "--min-confidence", "--country", "--models", "--reader",
+                           "--no-close-up", "--no-refine", "--no-level", "--profile"})
     EXPECT_TRUE(contains(read.out, flag)) << flag << "\n" << read;
 }
 
