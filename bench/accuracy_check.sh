@@ -25,6 +25,11 @@ trap 'rm -rf "$work"' EXIT
 /usr/bin/python3 "$here/../training/make_synthetic_set.py" --two-line --negatives "$data/negatives" \
   --fonts "$data/fonts" --out "$work/two-line"
 "$vigil" bench --json "$work/two-line" >"$work/two-line.json"
+# The held-out US and BR photos turned by +-30 degrees about their plates (plates tilted in the image).
+for set in openalpr-us openalpr-br; do
+  /usr/bin/python3 "$here/../training/make_tilted_set.py" "$data/$set:test" --angle 30 --out "$work/$set-30"
+done
+"$vigil" bench --json "$work/openalpr-us-30" "$work/openalpr-br-30" >"$work/tilted.json"
 /usr/bin/python3 - "$work" "$here/accuracy_floors.json" "$data" <<'PY'
 import json, os, sys
 work, floors, data = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
@@ -37,6 +42,9 @@ for r in json.load(open(os.path.join(work, "small.json"))):
     results.append(r)
 for r in json.load(open(os.path.join(work, "two-line.json"))):
     r["dataset"] = "synthetic two-line plates"
+    results.append(r)
+for r, name in zip(json.load(open(os.path.join(work, "tilted.json"))), ("openalpr-us:test", "openalpr-br:test")):
+    r["dataset"] = name + " turned 30 degrees"
     results.append(r)
 failed = 0
 for r in results:
