@@ -11,6 +11,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import make_crop_set  # noqa: E402
 import make_small_plate_set  # noqa: E402
+import make_subset  # noqa: E402
 import make_synthetic_set  # noqa: E402
 import make_tilted_set  # noqa: E402
 import synth  # noqa: E402
@@ -384,9 +385,6 @@ class SyntheticSetTest(unittest.TestCase):
             self.assertTrue(30 < top < 160, top)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TiltedSetTest(unittest.TestCase):
     def test_labels_follow_the_turned_plates(self):
@@ -439,3 +437,31 @@ class CropSetTest(unittest.TestCase):
             p = got["XY9"].plates[0]  # clipped at the image's corner
             self.assertEqual(cv2.imread(got["XY9"].path).shape[:2], (20, 52))
             self.assertEqual((p.x, p.y), (0, 0))
+
+
+class SubsetTest(unittest.TestCase):
+    def test_picks_by_name_and_darkness_and_keeps_the_boxes(self):
+        with tempfile.TemporaryDirectory() as d:
+            src, out = os.path.join(d, "src"), os.path.join(d, "out")
+            os.makedirs(os.path.join(src, "images"))
+            os.makedirs(os.path.join(src, "labels"))
+            # YOLO labels without text, as in the detection-only sets: a night frame and a day frame
+            for name, grey in (("nightride_1", 20), ("dayride_1", 150)):
+                cv2.imwrite(os.path.join(src, "images", name + ".jpg"), np.full((100, 200, 3), grey, np.uint8))
+                with open(os.path.join(src, "labels", name + ".txt"), "w") as f:
+                    f.write("0 0.5 0.5 0.2 0.1\n")
+            self.assertEqual(make_subset.make_subset([src], out, darker_than=40), (1, 1))
+            (s,) = vigil_data.load_dataset(out, "all")
+            self.assertIn("nightride_1", s.path)
+            self.assertTrue(os.path.islink(s.path))
+            (p,) = s.plates
+            self.assertEqual((p.x, p.y, p.w, p.h, p.text), (80, 45, 40, 10, ""))
+            day = os.path.join(d, "day")
+            self.assertEqual(make_subset.make_subset([src], day, name_contains="day"), (1, 1))
+            self.assertEqual(make_subset.make_subset([src], os.path.join(d, "none"), name_contains="day",
+                                                     darker_than=40), (0, 0))
+            self.assertEqual(make_subset.make_subset([src], os.path.join(d, "lit"), brighter_than=40), (1, 1))
+
+
+if __name__ == "__main__":
+    unittest.main()
