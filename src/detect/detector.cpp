@@ -206,7 +206,9 @@ void PlateDetector::add_close_up(const cv::Mat& bgr, float threshold, double min
                                  std::vector<Detection>& merged) const {
   // Each close-up plate replaces the pieces lying inside it; where the full pass found it whole as
   // well, both corners are read (Detection::other_corners).
-  for (const auto& c : close_up_pass(bgr, threshold, min_width)) {
+  for (auto c : close_up_pass(bgr, threshold, min_width)) {
+    // corners found in a thumbnail, placed again with the plate kCloseUpRefineNet network pixels wide
+    c = refine(bgr, c, threshold, kCloseUpRefineNet);
     const cv::Rect2f cb(c.box);
     bool found_whole = false;
     std::erase_if(merged, [&](Detection& d) {
