@@ -32,7 +32,8 @@ class PlateDetector {
   Detection refine(const cv::Mat& bgr, const Detection& d, float threshold, int net_width) const;
   // `d` located again in a window turned about its centre so the plate lies level, scaled so it is about
   // `net_width` network pixels wide; its corners mapped back to the image. The detector places a level
-  // plate's corners best (training showed few tilted plates), and the reader learned along such corners.
+  // plate's corners best (on a tilted one they turn less than the plate: most real training boxes are
+  // axis-aligned), and the reader learned along such corners.
   // `d` unchanged when it is tilted less than `min_degrees` or that pass does not find it.
   Detection level(const cv::Mat& bgr, const Detection& d, float threshold, int net_width,
                   double min_degrees) const;
