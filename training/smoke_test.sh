@@ -38,6 +38,13 @@ PY
 "$vigil" read --json --models "$tmp/models-pack" --formats "$here/../data/plate_formats.json" \
     "$tmp/toy/plates/toy000.jpg" | grep -q '"error":null'
 
+# The score-head refit on the smoke detector: a few views, one epoch, checked against cv2.dnn, loaded by vigil.
+$py "$here/refit_score_head.py" --train-set "$tmp/toy/plates" --negatives "$tmp/toy/negatives" \
+    --detector "$tmp/models/detector.onnx" --out "$tmp/models-head/detector.onnx" --random-views 8 --synthetic-views 4 --epochs 1
+cp "$tmp/models/reader.onnx" "$tmp/models/reader.json" "$tmp/models-head/"
+"$vigil" read --json --models "$tmp/models-head" --formats "$here/../data/plate_formats.json" \
+    "$tmp/toy/plates/toy000.jpg" | grep -q '"error":null'
+
 for f in reader.onnx reader.json detector.onnx detector.json; do
   [ -s "$tmp/models/$f" ] || { echo "smoke training did not write $f"; exit 1; }
 done

@@ -43,6 +43,9 @@ void RecognizerFlags::add_to(CLI::App& app) {
   app.add_flag("--no-close-up", no_close_up,
                "Do not search the image shrunk into a wider frame for plates that fill much of the picture "
                "(close-ups, plate crops; faster)");
+  app.add_flag("--no-second-scale", no_second_scale,
+               "Do not look at small images (long side up to the detector's input size) a second time, "
+               "enlarged, to find their faint plates (faster)");
   app.add_flag("--no-second-look", no_second_look,
                "Do not read uncertain plates again from a wider crop (faster, fewer exact reads)");
   app.add_flag("--no-refine", no_refine,
@@ -51,7 +54,7 @@ void RecognizerFlags::add_to(CLI::App& app) {
                "Do not locate tilted plates again in a window turned to level them before reading them "
                "(faster on tilted plates, fewer exact reads)");
   app.add_option("--profile", profile,
-                 "Speed/accuracy profile: default, or edge for small CPUs (no tile or close-up passes; in "
+                 "Speed/accuracy profile: default, or edge for small CPUs (no tile, close-up or second-scale passes; in "
                  "video, motion gating and detection only where something moved or a track is open)")
       ->check(CLI::IsMember({"default", "edge"}))
       ->capture_default_str();
@@ -74,6 +77,7 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.weak_threshold = weak_threshold;
   if (no_tiles) o.detector.tiles = false;
   if (no_close_up) o.detector.close_up = false;
+  if (no_second_scale) o.detector.second_scale = false;
   if (smallest_plate > 0) o.detector.smallest_plate = smallest_plate;
   if (no_second_look) o.second_look = false;
   if (no_refine) o.refine_below = 0;

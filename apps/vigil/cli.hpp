@@ -22,6 +22,7 @@ struct RecognizerFlags {
   float country_weight = -1.0f;  // < 0: the library's default
   bool no_tiles = false;
   bool no_close_up = false;
+  bool no_second_scale = false;
   int smallest_plate = 0;
   bool no_second_look = false;
   bool no_refine = false;

@@ -50,6 +50,9 @@ Result<PlateDetector> PlateDetector::load(const std::string& models_dir) {
   auto level_nets = NetPool::load(onnx);
   if (!level_nets) return Error{"detector model: " + level_nets.error()};
   d.level_nets_ = *level_nets;
+  auto second_nets = NetPool::load(onnx);
+  if (!second_nets) return Error{"detector model: " + second_nets.error()};
+  d.second_nets_ = *second_nets;
   return d;
 }
 
@@ -155,10 +158,12 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
   const float threshold = options.score_threshold >= 0 ? options.score_threshold : threshold_;
   const int input_size = options.input_size > 0 ? options.input_size : input_size_;
   const cv::Rect whole(0, 0, bgr.cols, bgr.rows);
-  run_pass(bgr, whole, input_size, threshold, raw);
+  const int long_side = std::max(bgr.cols, bgr.rows);
+  const bool second_scale = options.second_scale && long_side <= input_size;
+  run_pass(bgr, whole, input_size, second_scale ? threshold / 2 : threshold, raw);
+  if (second_scale) add_second_scale(bgr, input_size, threshold, raw);
   const std::size_t full_pass = raw.size();
 
-  const int long_side = std::max(bgr.cols, bgr.rows);
   // Square tiles in which a plate options.smallest_plate pixels wide is kTileNetPlate network pixels,
   // overlapping by a quarter so a plate cut by one tile is whole in its neighbour.
   const int tile = std::max(input_size, options.smallest_plate * input_size / kTileNetPlate);
@@ -200,6 +205,37 @@ std::vector<Detection> PlateDetector::detect(const cv::Mat& bgr, const DetectorO
                   [&](const Detection& d) { return d.box.width >= piece_width; });
   if (options.close_up && wants_close_up) add_close_up(bgr, strong, min_width, merged);
   return suppress(std::move(merged), options);
+}
+
+void PlateDetector::add_second_scale(const cv::Mat& bgr, int input_size, float threshold,
+                                     std::vector<Detection>& full) const {
+  std::vector<Detection> second;
+  const double scale = kSecondScale * input_size / std::max(bgr.cols, bgr.rows);
+  run_pass_scaled(bgr, cv::Rect(0, 0, bgr.cols, bgr.rows), scale, threshold / 2, second, second_nets_.get());
+  // Plates wider than training showed the network at that scale are no look at all: the full pass (or the
+  // close-up pass) alone judges them.
+  const double widest = kFullPassMaxPlateNet / scale;
+  std::erase_if(second, [&](const Detection& d) { return d.box.width > widest; });
+  std::vector<bool> matched(second.size(), false);
+  auto mean = [](float a, float b) { return std::min(1.0f, (a + b) / 2 + kSecondScaleBonus); };
+  for (auto& d : full) {
+    if (d.box.width > widest) continue;
+    // the full pass keeps its corners: the reader learned along them
+    int best = -1;
+    float best_iou = kSecondScaleSameIou;
+    for (std::size_t j = 0; j < second.size(); ++j) {
+      const float iou = box_iou(d.box, second[j].box);
+      if (iou >= best_iou) best = int(j), best_iou = iou;
+    }
+    d.score = mean(d.score, best >= 0 ? second[best].score : 0.0f);
+    if (best >= 0) matched[best] = true;
+  }
+  for (std::size_t j = 0; j < second.size(); ++j) {
+    if (matched[j]) continue;
+    second[j].score = mean(0.0f, second[j].score);
+    full.push_back(second[j]);
+  }
+  std::erase_if(full, [&](const Detection& d) { return d.score < threshold; });
 }
 
 void PlateDetector::add_close_up(const cv::Mat& bgr, float threshold, double min_width,

@@ -57,6 +57,7 @@ void apply_profile(Profile profile, RecognizerOptions& options) {
   if (profile == Profile::kEdge) {
     options.detector.tiles = false;
     options.detector.close_up = false;
+    options.detector.second_scale = false;
     // In video a plate crosses the detector threshold and is read surely as it comes closer.
     options.max_weak_reads = 0;
     options.second_look = false;

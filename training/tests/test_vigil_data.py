@@ -463,5 +463,55 @@ class SubsetTest(unittest.TestCase):
             self.assertEqual(make_subset.make_subset([src], os.path.join(d, "lit"), brighter_than=40), (1, 1))
 
 
+class ScoreHeadTest(unittest.TestCase):
+    def test_grafted_head_changes_scores_only(self):
+        import torch
+        import refit_score_head as rsh
+        from det_model import PlateDetector, export_onnx
+        from train_detector import MODEL_KW
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as d:
+            src, dst = os.path.join(d, "det.onnx"), os.path.join(d, "out.onnx")
+            export_onnx(PlateDetector(**MODEL_KW), src, h=64, w=96)
+            head = rsh.ScoreHead(MODEL_KW["head"], 4)
+            self.assertEqual(float(head(torch.ones(1, MODEL_KW["head"], 5, 5)).abs().max()), 0.0)  # starts at zero
+            torch.nn.init.normal_(head.c2.weight, std=1.0)
+            torch.nn.init.constant_(head.c2.bias, 2.0)
+            rsh.graft(src, head, dst)
+            rgb = np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)
+            d_rest, d_score = rsh.check_graft(src, dst, head, rgb, 32)  # raises when they differ
+            self.assertEqual(d_rest, 0.0)
+            blob = rsh.padded_blob(rgb, 32)
+            self.assertEqual(blob.shape, (1, 3, 64, 96))
+            outs = []
+            for path in (src, dst):
+                net = cv2.dnn.readNetFromONNX(path)
+                net.setInput(blob)
+                outs.append(net.forward("out"))
+            self.assertGreater(float(np.abs(outs[0][0, 0] - outs[1][0, 0]).max()), 1e-3)
+
+    def test_padding_is_ignored_and_plates_are_targets(self):
+        import refit_score_head as rsh
+
+        class FakeNet:
+            def setInput(self, blob):
+                self.shape = blob.shape
+
+            def forward(self, names):
+                h, w = self.shape[2] // 4, self.shape[3] // 4
+                return np.zeros((1, 8, h, w), np.float32), np.zeros((1, 1, h, w), np.float32)
+
+        views = rsh.Views()
+        rgb = np.zeros((100, 150, 3), np.uint8)
+        plates = [(np.array([[40, 40], [80, 40], [80, 52], [40, 52]], np.float32), False)]
+        views.add(FakeNet(), rgb, plates, 32)
+        ((shape, items),) = views.by_shape.items()
+        self.assertEqual(shape, (32, 40))  # 128 x 160 padded input
+        f, logit, hm, ign = items[0]
+        self.assertEqual(hm[0, 46 // 4, 60 // 4], 1.0)
+        self.assertTrue((ign[0, 25:, :] == 1).all() and (ign[0, :, 38:] == 1).all())
+        self.assertTrue((ign[0, :25, :38] == 0).all())
+
+
 if __name__ == "__main__":
     unittest.main()
