@@ -51,7 +51,7 @@ for r in results:
     name = r["dataset"].replace(data + "/", "")
     f = floors.get(name, {})
     line = f"{name:36s} recall {r['detection_recall']:.3f} precision {r['detection_precision']:.3f} exact {r['exact']:.3f}"
-    for key in ("detection_recall", "exact"):
+    for key in ("detection_recall", "detection_precision", "exact"):
         if key in f and r[key] < f[key]:
             line += f"  BELOW FLOOR {key} {f[key]}"
             failed += 1

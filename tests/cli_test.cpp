@@ -384,7 +384,7 @@ TEST_F(CliTest, HelpListsTheSubcommandsAndTheirFlags) {
   const auto read = run_vigil({"read", "--help"});
   EXPECT_EQ(read.status, 0) << read;
   for (const char* flag : {"--json", "--annotate", "--min-confidence", "--country", "--models", "--reader",
-                           "--no-close-up", "--no-refine", "--no-level", "--profile"})
+                           "--no-close-up", "--no-refine", "--no-level", "--no-second-scale", "--profile"})
     EXPECT_TRUE(contains(read.out, flag)) << flag << "\n" << read;
 }
 

@@ -551,6 +551,56 @@ TEST_F(ModelTest, PlateFillingThePictureIsFoundByTheCloseUpPass) {
   }
 }
 
+// A small image (long side up to the detector's input size) is looked at twice, the second time 1.5 times
+// larger; each plate's score is the mean of both looks' (plus a small bonus: two looks agreeing are surer
+// than one), and the full pass's corners are kept. Larger images get one look.
+TEST_F(ModelTest, SmallImagesAreLookedAtTwice) {
+  const cv::Mat sample = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg");
+  ASSERT_FALSE(sample.empty());
+  auto options = [](bool second_scale, int input_size, float threshold) {
+    RecognizerOptions o;
+    o.refine_below = 0;  // the detector's own corners and scores
+    o.level_above = 0;
+    o.detector.close_up = false;
+    o.detector.second_scale = second_scale;
+    o.detector.input_size = input_size;
+    o.detector.score_threshold = threshold;
+    return o;
+  };
+  const Recognizer twice = load_with(options(true, 0, -1.0f));
+  const Recognizer first = load_with(options(false, 0, 0.05f));     // the first look alone, all its scores
+  const Recognizer second = load_with(options(false, 768, 0.05f));  // the second look: 1.5 x 512
+  for (const int long_side : {400, 512}) {
+    SCOPED_TRACE(long_side);
+    cv::Mat img;
+    const double f = double(long_side) / std::max(sample.cols, sample.rows);
+    cv::resize(sample, img, cv::Size(), f, f, cv::INTER_AREA);
+    const auto found = twice.detect(img), first_look = first.detect(img), second_look = second.detect(img);
+    ASSERT_FALSE(found.empty());
+    for (const auto& d : found) {
+      auto best = [&](const std::vector<Detection>& looks) {
+        const Detection* m = nullptr;
+        for (const auto& l : looks)
+          if (box_iou(l.box, d.box) >= 0.3f && (!m || box_iou(l.box, d.box) > box_iou(m->box, d.box))) m = &l;
+        return m;
+      };
+      const Detection* a = best(first_look);
+      const Detection* b = best(second_look);
+      ASSERT_NE(a, nullptr);
+      ASSERT_NE(b, nullptr);
+      EXPECT_NEAR(d.score, std::min(1.0f, (a->score + b->score) / 2 + 0.02f), 1e-4f);
+      for (int k = 0; k < 4; ++k) EXPECT_EQ(d.corners[k], a->corners[k]);
+    }
+  }
+  // Larger than the input size: one look, its scores unchanged.
+  cv::Mat large;
+  cv::resize(sample, large, cv::Size(), 0.75, 0.75, cv::INTER_AREA);
+  ASSERT_GT(std::max(large.cols, large.rows), 512);
+  const auto one = load_with(options(false, 0, -1.0f)).detect(large), two = twice.detect(large);
+  ASSERT_EQ(one.size(), two.size());
+  for (std::size_t i = 0; i < one.size(); ++i) EXPECT_EQ(one[i].score, two[i].score);
+}
+
 // In video with motion gating the detector searches only where the frame changed: a plate close to the
 // camera (a barrier, a car park's gate) is found whole there too, not as its pieces.
 TEST_F(ModelTest, PlateFillingTheFrameIsFoundWholeInAMovingRegion) {

@@ -54,7 +54,8 @@ void RecognizerFlags::add_to(CLI::App& app) {
                "Do not locate tilted plates again in a window turned to level them before reading them "
                "(faster on tilted plates, fewer exact reads)");
   app.add_option("--profile", profile,
-                 "Speed/accuracy profile: default, or edge for small CPUs (no tile, close-up or second-scale passes; in "
+                 "Speed/accuracy profile: default, or edge for small CPUs (no tile, close-up or second-scale "
+                 "passes; in "
                  "video, motion gating and detection only where something moved or a track is open)")
       ->check(CLI::IsMember({"default", "edge"}))
       ->capture_default_str();

@@ -75,7 +75,7 @@ class PlateDetector {
   static constexpr int kLevelWindowNetWidth = 128, kLevelWindowNetHeight = 96;
 
   // A small image's second look (DetectorOptions::second_scale) enlarges it this much more than the full
-  // pass: 2 found as many plates at twice the cost.
+  // pass: 2 found about as many plates (85.5% of the Spanish ones against 84.9%) at almost twice the cost.
   static constexpr double kSecondScale = 1.5;
   // A look is matched to the other's detection of the same plate from this IoU (the two looks' corners
   // of a plate a few network pixels tall differ by a pixel or two); a plate one look misses scores 0 there.
@@ -94,7 +94,8 @@ class PlateDetector {
   // The small image's second look (DetectorOptions::second_scale): `full` holds the full pass's raw
   // detections down to half of `threshold`; each gets the mean score of both looks, the second look's
   // plates the full pass missed are added, and those below `threshold` are dropped.
-  void add_second_scale(const cv::Mat& bgr, int input_size, float threshold, std::vector<Detection>& full) const;
+  void add_second_scale(const cv::Mat& bgr, int input_size, float threshold,
+                        std::vector<Detection>& full) const;
   // Runs the network on `roi` of the image scaled so its long side is `input_size`; appends raw detections.
   void run_pass(const cv::Mat& bgr, const cv::Rect& roi, int input_size, float threshold,
                 std::vector<Detection>& out) const;
