@@ -8,6 +8,7 @@
 #include "vigil/common.hpp"
 
 int main(int argc, char** argv) {
+  vigil::keep_freed_memory();
   CLI::App app{"Vigil: reads licence plates from photos and video"};
   app.set_version_flag("--version", std::string("vigil ") + vigil::version());
   app.require_subcommand(1);
