@@ -16,43 +16,36 @@
 
 namespace {
 
-const vigil::Recognizer& recognizer() {
-  static auto rec = vigil::Recognizer::load();
+// The recognizer loaded with `change` applied to the default options; throws when it does not load.
+vigil::Recognizer load_changed(void (*change)(vigil::RecognizerOptions&)) {
+  vigil::RecognizerOptions o;
+  change(o);
+  auto rec = vigil::Recognizer::load(o);
   if (!rec) throw std::runtime_error(rec.error());
-  return *rec;
+  return std::move(*rec);
+}
+
+const vigil::Recognizer& recognizer() {
+  static const auto rec = load_changed([](vigil::RecognizerOptions&) {});
+  return rec;
 }
 
 // The same without the close-up pass: what that pass costs.
 const vigil::Recognizer& recognizer_without_close_up() {
-  static auto rec = [] {
-    vigil::RecognizerOptions o;
-    o.detector.close_up = false;
-    return vigil::Recognizer::load(o);
-  }();
-  if (!rec) throw std::runtime_error(rec.error());
-  return *rec;
+  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.detector.close_up = false; });
+  return rec;
 }
 
 // The same without levelling tilted plates: what that pass costs.
 const vigil::Recognizer& recognizer_without_level() {
-  static auto rec = [] {
-    vigil::RecognizerOptions o;
-    o.level_above = 0;
-    return vigil::Recognizer::load(o);
-  }();
-  if (!rec) throw std::runtime_error(rec.error());
-  return *rec;
+  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.level_above = 0; });
+  return rec;
 }
 
 // The same without the second look at small images: what that pass costs.
 const vigil::Recognizer& recognizer_without_second_scale() {
-  static auto rec = [] {
-    vigil::RecognizerOptions o;
-    o.detector.second_scale = false;
-    return vigil::Recognizer::load(o);
-  }();
-  if (!rec) throw std::runtime_error(rec.error());
-  return *rec;
+  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.detector.second_scale = false; });
+  return rec;
 }
 
 const cv::Mat& frame_720p() {
