@@ -55,8 +55,8 @@ void RecognizerFlags::add_to(CLI::App& app) {
                "(faster on tilted plates, fewer exact reads)");
   app.add_option("--profile", profile,
                  "Speed/accuracy profile: default, or edge for small CPUs (no tile, close-up or second-scale "
-                 "passes; in "
-                 "video, motion gating and detection only where something moved or a track is open)")
+                 "passes; in video, motion gating and detection only where something moved or a track is "
+                 "open)")
       ->check(CLI::IsMember({"default", "edge"}))
       ->capture_default_str();
 }
