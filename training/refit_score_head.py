@@ -15,7 +15,7 @@ feature map F (stride 4):
 The new last layer starts at zero, so training starts from the shipped scores exactly, and the offset
 and corner outputs are bit-identical to the shipped model's. The features of each training view are
 computed once with OpenCV's DNN (the same pre-processing as src/detect/detector.cpp), and only the new
-head is trained on them with the detector's focal loss (train_detector.losses), so a run takes minutes
+head is trained on them with the detector's focal loss (train_detector.heatmap_loss), so a run takes minutes
 on a CPU. Views: every training image as the full pass sees it (long side 512), every negative, and
 random views at other scales and turns, and synthetic plates of every country in plate-free photos, as the
 detector's own training made them (train_detector.Sampler): the refine, level, tile and close-up passes run
@@ -129,16 +129,6 @@ def stack(items):
     return f, lg, hm, ign
 
 
-def focal(logit, gt, ign, pos_weight=1.0):
-    """train_detector.losses' heatmap term; plate centres weighted by pos_weight."""
-    p = torch.sigmoid(logit).clamp(1e-4, 1 - 1e-4)
-    pos = (gt >= 1.0).float()
-    neg = (1 - pos) * (1 - ign)
-    pos_loss = torch.log(p) * (1 - p) ** 2 * pos
-    neg_loss = torch.log(1 - p) * p ** 2 * (1 - gt) ** 4 * neg
-    return -(pos_weight * pos_loss.sum() + neg_loss.sum()), pos.sum()
-
-
 def graft(src_onnx, head, dst_onnx):
     """Writes src_onnx with the score head added before the heatmap Sigmoid."""
     import onnx
@@ -249,7 +239,7 @@ def main():
         tot = npos = 0.0
         for items in views.batches(rng, a.batch):
             f, lg, hm, ign = stack(items)
-            loss, npb = focal(lg + head(f), hm, ign, a.pos_weight)
+            loss, npb = td.heatmap_loss(lg + head(f), hm, ign, a.pos_weight)
             opt.zero_grad()
             (loss / npb.clamp(min=1.0)).backward()
             opt.step()

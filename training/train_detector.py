@@ -426,16 +426,21 @@ def collate(batch, S, real_corner_w):
     return t
 
 
-def losses(model, t):
-    hm_l, off_l, cor_l = model.forward_raw(t["img"])
-    p = torch.sigmoid(hm_l).clamp(1e-4, 1 - 1e-4)
-    gt = t["hm"]
+def heatmap_loss(logits, gt, ign, pos_weight=1.0):
+    """Focal loss of the centre heatmap, summed over the batch (plate centres weighted by pos_weight),
+    and the number of plate centres."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     pos = (gt >= 1.0).float()
-    neg = (1 - pos) * (1 - t["ign"])
+    neg = (1 - pos) * (1 - ign)
     pos_loss = torch.log(p) * (1 - p) ** 2 * pos
     neg_loss = torch.log(1 - p) * p ** 2 * (1 - gt) ** 4 * neg
-    npos = pos.sum().clamp(min=1.0)
-    l_hm = -(pos_loss.sum() + neg_loss.sum()) / npos
+    return -(pos_weight * pos_loss.sum() + neg_loss.sum()), pos.sum()
+
+
+def losses(model, t):
+    hm_l, off_l, cor_l = model.forward_raw(t["img"])
+    l_hm_sum, npos = heatmap_loss(hm_l, t["hm"], t["ign"])
+    l_hm = l_hm_sum / npos.clamp(min=1.0)
     if len(t["idx"]):
         B = off_l.shape[0]
         offp = torch.sigmoid(off_l).reshape(B, 2, -1)[t["bi"], :, t["idx"]]
