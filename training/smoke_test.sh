@@ -38,6 +38,25 @@ PY
 "$vigil" read --json --models "$tmp/models-pack" --formats "$here/../data/plate_formats.json" \
     "$tmp/toy/plates/toy000.jpg" | grep -q '"error":null'
 
+# Fine-tunes of the exported models themselves (what a user has: no checkpoints), lineage in the sidecars.
+$py "$here/train_reader.py" --smoke --real "$tmp/toy/plates" --eval "$tmp/toy/plates:all" \
+    --backgrounds "$tmp/toy/negatives" --init "$tmp/models/reader.onnx" --out "$tmp/models-onnx/reader.onnx" \
+    --run-dir "$tmp/runs/reader-onnx"
+$py "$here/train_detector.py" --smoke --train-set "$tmp/toy/plates" --test-set "$tmp/toy/plates" \
+    --negatives "$tmp/toy/negatives" --init "$tmp/models/detector.onnx" --out "$tmp/models-onnx/detector.onnx" \
+    --run-dir "$tmp/runs/detector-onnx"
+$py - "$tmp/models" "$tmp/models-onnx" <<'PY'
+import json, sys
+for name in ("detector", "reader"):
+    base = json.load(open(f"{sys.argv[1]}/{name}.json"))["training"]
+    t = json.load(open(f"{sys.argv[2]}/{name}.json"))["training"]
+    assert t["fine_tune"]["from"] == f"{name}.onnx" and t["fine_tune"]["samples"] > 0, (name, t)
+    seen = "samples_seen" if name == "detector" else "samples"
+    assert t[seen] == base[seen] + t["fine_tune"]["samples"], (name, base, t)
+PY
+"$vigil" read --json --models "$tmp/models-onnx" --formats "$here/../data/plate_formats.json" \
+    "$tmp/toy/plates/toy000.jpg" | grep -q '"error":null'
+
 # The score-head refit on the smoke detector: a few views, one epoch, checked against cv2.dnn, loaded by vigil.
 $py "$here/refit_score_head.py" --train-set "$tmp/toy/plates" --negatives "$tmp/toy/negatives" \
     --detector "$tmp/models/detector.onnx" --out "$tmp/models-head/detector.onnx" --random-views 8 --synthetic-views 4 --epochs 1

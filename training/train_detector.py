@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import onnx_init  # noqa: E402
 import packs  # noqa: E402
 import vigil_data  # noqa: E402
 from det_model import CORNER_SCALE, STRIDE, PlateDetector, count_params, export_onnx  # noqa: E402
@@ -399,6 +400,33 @@ def make_targets(plates, S, real_corner_w):
     return hm, ign, objs
 
 
+def lineage(st):
+    """What a training state has seen, for the sidecar: totals over the base run and this run, and a fine-tune
+    on top of a base run apart (it may have run on other hardware)."""
+    ft = st.get("fine_tune")
+    base = (ft or {}).get("base", {})
+    out = {"samples_seen": base.get("samples", 0) + st["samples"], "steps": base.get("steps", 0) + st["step"],
+           "real_crops": base.get("real", 0) + st["real"],
+           "synthetic_crops": base.get("synthetic", 0) + st["synthetic"],
+           "minutes": base.get("minutes", round(st["elapsed"] / 60, 1))}
+    if ft:
+        out["fine_tune"] = {"from": ft["fine_tuned_from"], "trained_on": ft["trained_on"],
+                            "torch": ft["trained_with_torch"], "samples": st["samples"], "steps": st["step"],
+                            "minutes": round(st["elapsed"] / 60, 1)}
+        for k in ("lr", "tilt_share", "max_tilt", "earlier"):
+            if k in ft:
+                out["fine_tune"][k] = ft[k]
+    return out
+
+
+def onnx_calibration(real, negs, a, n=32):
+    """A batch of training crops (N x 3 x S x S, RGB / 255) to set a model's BatchNorms on (onnx_init)."""
+    sampler = Sampler(real, negs, np.random.default_rng(a.seed), size=a.crop, synth_p=a.synth_p,
+                      tilt=(a.tilt_share, a.max_tilt))
+    x = np.stack([sampler.sample()[0] for _ in range(n)]).astype(np.float32) / 255.0
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
 def collate(batch, S, real_corner_w):
     B = len(batch)
     imgs = np.stack([b[0] for b in batch]).astype(np.float32) / 255.0
@@ -696,7 +724,8 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="tiny run (~1 minute) for CI; still exports --out")
     ap.add_argument("--fonts", action="append", default=[], help="extra font folder for the synthetic plates")
     ap.add_argument("--workers", type=int, default=0, help="processes making training crops (0: in this process)")
-    ap.add_argument("--init", help="start from this checkpoint's weights with a fresh schedule (a fine-tune)")
+    ap.add_argument("--init", help="start from this checkpoint's weights with a fresh schedule (a fine-tune), "
+                                   "or from an exported model (models/detector.onnx: no checkpoint needed)")
     ap.add_argument("--save-pack", metavar="FILE", help="write the training images and negatives to FILE and exit")
     ap.add_argument("--pack-quality", type=int, default=85, help="JPEG quality of --save-pack")
     ap.add_argument("--pack-long-side", type=int, default=0,
@@ -739,23 +768,7 @@ def main():
                 m.load_state_dict(ck["model"])
                 if os.path.exists(sidecar):  # the training facts of the checkpoint go into the sidecar
                     d = json.load(open(sidecar))
-                    st = ck["state"]
-                    ft = st.get("fine_tune")
-                    base = (ft or {}).get("base", {})
-                    d["training"].update({
-                        "samples_seen": base.get("samples", 0) + st["samples"],
-                        "steps": base.get("steps", 0) + st["step"],
-                        "real_crops": base.get("real", 0) + st["real"],
-                        "synthetic_crops": base.get("synthetic", 0) + st["synthetic"],
-                        "minutes": base.get("minutes", round(st["elapsed"] / 60, 1))})
-                    if ft:  # the fine-tune on top of the base run, apart: it may have run on other hardware
-                        d["training"]["fine_tune"] = {
-                            "from": ft["fine_tuned_from"], "trained_on": ft["trained_on"],
-                            "torch": ft["trained_with_torch"], "samples": st["samples"], "steps": st["step"],
-                            "minutes": round(st["elapsed"] / 60, 1)}
-                        for k in ("lr", "tilt_share", "max_tilt", "earlier"):
-                            if k in ft:
-                                d["training"]["fine_tune"][k] = ft[k]
+                    d["training"].update(lineage(ck["state"]))
                     json.dump(d, open(sidecar, "w"), indent=2)
             else:
                 m.load_state_dict(torch.load(a.export_weights, map_location="cpu"))
@@ -814,9 +827,17 @@ def main():
     rng = np.random.default_rng(a.seed)
     ckpt = os.path.join(a.run_dir, "last.pt")
     if a.init:
-        ck = packs.load_checkpoint(a.init, dev)
-        model.load_state_dict(ck["model"])
-        st = ck.get("state", {})
+        if a.init.endswith(".onnx"):  # an exported model (the shipped one): no checkpoint needed
+            model = onnx_init.load_onnx_weights(PlateDetector(**MODEL_KW), a.init,
+                                                onnx_calibration(real, negs, a)).to(dev)
+            opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+            t = onnx_init.sidecar_training(a.init)  # its totals are the base of this fine-tune
+            st = {"step": t.get("steps", 0), "samples": t.get("samples_seen", 0), "real": t.get("real_crops", 0),
+                  "synthetic": t.get("synthetic_crops", 0), "elapsed": 60.0 * t.get("minutes", 0.0)}
+        else:
+            ck = packs.load_checkpoint(a.init, dev)
+            model.load_state_dict(ck["model"])
+            st = ck.get("state", {})
         # a fine-tune of a fine-tune: its base is everything the checkpoint had seen, and it is kept as the
         # checkpoint's own fine-tune record under "earlier"
         prev = st.get("fine_tune") or {}
@@ -833,6 +854,8 @@ def main():
             state["fine_tune"]["earlier"] = {k: v for k, v in prev.items() if k != "base"} | {
                 "samples": st.get("samples", 0), "steps": st.get("step", 0),
                 "minutes": round(st.get("elapsed", 0.0) / 60, 1)}
+        if a.init.endswith(".onnx") and t.get("fine_tune"):
+            state["fine_tune"]["earlier"] = t["fine_tune"]
         log(f"weights from {a.init}, fresh schedule")
     if a.resume and os.path.exists(ckpt):
         ck = packs.load_checkpoint(ckpt, dev)
@@ -868,10 +891,8 @@ def main():
 
     def training_info(metrics=None):
         return {"datasets_train": train_specs, "datasets_heldout": test_specs, "negatives": neg_dir,
-                "train_counts": real.stats, "negatives_count": len(negs),
-                "samples_seen": state["samples"], "real_crops": state["real"], "synthetic_crops": state["synthetic"],
-                "steps": state["step"], "batch": a.batch, "crop": a.crop,
-                "minutes": round(state["elapsed"] / 60, 1), "seed": a.seed, "split_seed": a.split_seed,
+                "train_counts": real.stats, "negatives_count": len(negs), **lineage(state),
+                "batch": a.batch, "crop": a.crop, "seed": a.seed, "split_seed": a.split_seed,
                 "test_fraction": a.test_fraction, "torch": torch.__version__, "opencv": cv2.__version__,
                 "params": count_params(model), "model": MODEL_KW, "heldout": metrics}
 

@@ -23,7 +23,8 @@ On a machine with a GPU the network is no longer the bottleneck, the making of s
 them in N processes. A GPU machine rarely has the datasets, so --save-pack FILE writes what training reads
 (the real crops with their detector corners, the held-out crops, the backgrounds; about 30 MB) and exits, and
 --from-pack FILE trains from it. --init CKPT starts from a checkpoint's weights with a fresh schedule (a
-fine-tune), --no-export leaves the ONNX export to --export-only on the machine that runs the C++ (the
+fine-tune); --init models/reader.onnx starts from the exported model itself (no checkpoint needed: fine-tune
+the shipped reader on your own plates), --no-export leaves the ONNX export to --export-only on the machine that runs the C++ (the
 export is checked against its OpenCV). --samples N sets the budget in samples instead of minutes, so a
 GPU recipe can be replayed on a CPU.
 """
@@ -43,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import onnx_init  # noqa: E402
 import packs  # noqa: E402
 import synth  # noqa: E402
 import vigil_data  # noqa: E402
@@ -536,7 +538,9 @@ def main():
     ap.add_argument("--run-dir", default=os.path.join(os.path.dirname(__file__), "runs", "reader"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "reader.onnx"))
     ap.add_argument("--resume", action="store_true", help="go on from RUN_DIR/last.pt")
-    ap.add_argument("--init", default="", help="start from this checkpoint's weights with a fresh schedule")
+    ap.add_argument("--init", default="",
+                    help="start from this checkpoint's weights with a fresh schedule; or from an exported model "
+                         "(models/reader.onnx: fine-tune the shipped reader on your own plates)")
     ap.add_argument("--checkpoint-every", type=float, default=300, help="seconds between evaluations/checkpoints")
     ap.add_argument("--save-pack", default="", help="write the loaded crops and backgrounds to FILE and exit")
     ap.add_argument("--from-pack", default="", help="read crops and backgrounds from a --save-pack FILE")
@@ -574,7 +578,22 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     ckpt_path = os.path.join(a.run_dir, "last.pt")
     state = {"step": 0, "seconds": 0.0, "samples": 0, "best": -1.0, "history": []}
-    if a.init:
+    if a.init and a.init.endswith(".onnx"):
+        if a.export_only:
+            raise SystemExit("--export-only exports a checkpoint: give --init a .pt file (an .onnx is exported)")
+        # an exported model (the shipped one): its weights, BatchNorms measured on a batch of training samples
+        calib = [make_sample(rng, real, backgrounds, a.p_real) for _ in range(256)]
+        model = onnx_init.load_onnx_weights(Reader(), a.init, to_tensor([c for c, _ in calib])).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+        t = onnx_init.sidecar_training(a.init)
+        state["init"] = {"from": os.path.basename(a.init), "base": {
+            "steps": t.get("steps", 0), "samples": t.get("samples", 0), "minutes": t.get("minutes", 0.0),
+            "torch": t.get("torch", "")}}
+        if t.get("fine_tune"):
+            state["init"]["earlier"] = t["fine_tune"]
+        print(f"weights from {a.init} (BatchNorms set on {len(calib)} training samples), fresh schedule",
+              flush=True)
+    elif a.init:
         ck = packs.load_checkpoint(a.init, device)
         model.load_state_dict(ck["model"])
         st = ck.get("state", {})
@@ -608,6 +627,8 @@ def main():
             meta["fine_tune"] = {"from": state["init"]["from"], "trained_on": meta.pop("trained_on"),
                                  "torch": meta.pop("trained_with_torch"), "samples": state["samples"],
                                  "steps": state["step"], "minutes": round(state["seconds"] / 60, 1)}
+            if state["init"].get("earlier"):
+                meta["fine_tune"]["earlier"] = state["init"]["earlier"]
         diff = export(model, a.out, meta)
         print(f"exported {a.out} (opencv diff {diff:.2e})", flush=True)
 

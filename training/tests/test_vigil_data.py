@@ -513,5 +513,62 @@ class ScoreHeadTest(unittest.TestCase):
         self.assertTrue((ign[0, :25, :38] == 0).all())
 
 
+class OnnxInitTest(unittest.TestCase):
+    """--init MODEL.onnx: the exported weights go back into the torch network unchanged."""
+
+    @staticmethod
+    def _trained_looking(model, seed):
+        import torch
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():  # BatchNorms far from identity, so folding them is not a no-op
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+                    m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+        return model.eval()
+
+    def test_reader_round_trip(self):
+        import torch
+        import onnx_init
+        import train_reader as tr
+        torch.manual_seed(0)
+        src = self._trained_looking(tr.Reader(), 1)
+        x = torch.rand(8, 1, tr.IN_H, tr.IN_W) * 2 - 1
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "reader.onnx")
+            tr.export(src, path, {"steps": 7, "samples": 448, "minutes": 1.5})
+            got = onnx_init.load_onnx_weights(tr.Reader(), path, x)
+            self.assertEqual(onnx_init.sidecar_training(path)["samples"], 448)
+        with torch.no_grad():
+            want, mine = src(x), got(x)
+            self.assertLess(float((want - mine).abs().max()), 1e-4)
+            # in training mode the calibration batch is normalised by its own statistics: the same function
+            got.train()
+            self.assertLess(float((got(x) - want).abs().max()), 1e-3)
+
+    def test_detector_round_trip_and_other_architectures_refused(self):
+        import torch
+        import onnx_init
+        import train_reader as tr
+        from det_model import PlateDetector, export_onnx
+        from train_detector import MODEL_KW
+        torch.manual_seed(0)
+        src = self._trained_looking(PlateDetector(**MODEL_KW), 2)
+        x = torch.rand(4, 3, 64, 96)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "detector.onnx")
+            export_onnx(src, path, h=64, w=96)
+            got = onnx_init.load_onnx_weights(PlateDetector(**MODEL_KW), path, x)
+            with torch.no_grad():
+                self.assertLess(float((src.eval()(x) - got(x)).abs().max()), 1e-4)
+            with self.assertRaisesRegex(SystemExit, "not a model of this architecture"):
+                onnx_init.load_onnx_weights(tr.Reader(), path, torch.zeros(2, 1, tr.IN_H, tr.IN_W))
+            with self.assertRaisesRegex(SystemExit, "not a model of this architecture"):
+                onnx_init.load_onnx_weights(PlateDetector(widths=(16, 24, 48, 64, 96)), path, x)
+            self.assertEqual(onnx_init.sidecar_training(path), {})  # no sidecar
+
+
 if __name__ == "__main__":
     unittest.main()
