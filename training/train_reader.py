@@ -24,9 +24,9 @@ them in N processes. A GPU machine rarely has the datasets, so --save-pack FILE 
 (the real crops with their detector corners, the held-out crops, the backgrounds; about 30 MB) and exits, and
 --from-pack FILE trains from it. --init CKPT starts from a checkpoint's weights with a fresh schedule (a
 fine-tune); --init models/reader.onnx starts from the exported model itself (no checkpoint needed: fine-tune
-the shipped reader on your own plates), --no-export leaves the ONNX export to --export-only on the machine that runs the C++ (the
-export is checked against its OpenCV). --samples N sets the budget in samples instead of minutes, so a
-GPU recipe can be replayed on a CPU.
+the shipped reader on your own plates). --no-export leaves the ONNX export to --export-only on the machine
+that runs the C++ (the export is checked against its OpenCV). --samples N sets the budget in samples
+instead of minutes, so a GPU recipe can be replayed on a CPU.
 """
 import argparse
 import glob
