@@ -39,19 +39,25 @@ def conv_weights(onnx_path):
     return out
 
 
-def convs_in_run_order(model, example):
-    """The model's Conv2d modules in the order a forward pass runs them, each with the BatchNorm2d that
-    follows it in its Sequential (None for a convolution with its own bias)."""
+def conv_outputs(model, x):
+    """[(Conv2d module, its output), ...] of one eval-mode forward pass over x, in the order they ran."""
     ran = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: ran.append(mod))
+    hooks = [m.register_forward_hook(lambda mod, i, o: ran.append((mod, o.detach())))
              for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
         with torch.no_grad():
             model.eval()
-            model(example)
+            model(x)
     finally:
         for h in hooks:
             h.remove()
+    return ran
+
+
+def convs_in_run_order(model, example):
+    """The model's Conv2d modules in the order a forward pass runs them, each with the BatchNorm2d that
+    follows it in its Sequential (None for a convolution with its own bias)."""
+    ran = [conv for conv, _ in conv_outputs(model, example)]
     modules = list(model.modules())
     after = {id(m): (modules[i + 1] if i + 1 < len(modules) else None) for i, m in enumerate(modules)}
     pairs = []
@@ -90,16 +96,7 @@ def load_onnx_weights(model, onnx_path, calibration):
                 bn.weight.fill_(1.0)
                 bn.bias.copy_(torch.from_numpy(b))
     # the statistics of what each BatchNorm receives, on real inputs
-    stats = {}
-    hooks = [conv.register_forward_hook(lambda mod, i, o: stats.__setitem__(id(mod), o.detach()))
-             for conv, bn in pairs if bn is not None]
-    try:
-        with torch.no_grad():
-            model.eval()
-            model(calibration)
-    finally:
-        for h in hooks:
-            h.remove()
+    stats = {id(conv): y for conv, y in conv_outputs(model, calibration)}
     with torch.no_grad():
         for conv, bn in pairs:
             if bn is None:
