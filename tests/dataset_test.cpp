@@ -427,6 +427,40 @@ TEST_F(DatasetTest, CsvGroupsRowsByFileName) {
   EXPECT_EQ(single->images.size(), 2u);
 }
 
+TEST_F(DatasetTest, PlateCropsUseTheirOwnSplitAndScoreCleanRowsOnly) {
+  for (const char* name : {"p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg", "p5.jpg"})
+    write_image(std::string("images/") + name, 60, 15);
+  write_file("labels.csv", "file,text,country,lines,split,flags,source\n"
+                           "p0.jpg,BA123AB,sk,1,train,,x\n"
+                           "p1.jpg,M\xC3\x9CN4513,de,1,dev,,x\n"          // MÜN4513
+                           "p2.jpg,AB1?3,cz,1,dev,,x\n"                    // not clean: '?'
+                           "p3.jpg,1AB2345,UK,2,dev,,x\n"
+                           "p4.jpg,XY99,de,1,dev,blurry,x\n"              // not clean: a flag
+                           "p5.jpg,\xCE\x94OK5512,gr,1,train,,x\n");     // Greek delta: no plain letter
+  const auto all = vigil::load_dataset(root_.string());
+  ASSERT_TRUE(all) << all.error();
+  EXPECT_EQ(all->format, vigil::DatasetFormat::kCsv);
+  ASSERT_EQ(all->images.size(), 4u) << "the test part's rows that are not clean are left out";
+  const auto* p5 = find(*all, "images/p5.jpg");
+  ASSERT_NE(p5, nullptr);
+  EXPECT_EQ(p5->plates[0].text, "") << "no plain-letter reading: a box without a text";
+  EXPECT_TRUE(p5->boxes_normalized);
+  EXPECT_TRUE(p5->plates[0].whole_image);
+  EXPECT_FLOAT_EQ(p5->plates[0].w, 1.0f);
+
+  const auto dev = vigil::load_dataset(root_.string(), {.split = vigil::Split::kTest});
+  ASSERT_TRUE(dev) << dev.error();
+  ASSERT_EQ(dev->images.size(), 2u);  // the file's own split, clean rows only; not the hash split
+  EXPECT_EQ(dev->images[0].plates[0].text, "MUN4513");
+  EXPECT_EQ(dev->images[0].plates[0].country, "de");
+  EXPECT_EQ(dev->images[1].plates[0].text, "1AB2345");
+  EXPECT_EQ(dev->images[1].plates[0].country, "gb");
+  EXPECT_EQ(dev->images[1].plates[0].lines, 2);
+  const auto train = vigil::load_dataset(root_.string(), {.split = vigil::Split::kTrain});
+  ASSERT_TRUE(train) << train.error();
+  EXPECT_EQ(train->images.size(), 2u);
+}
+
 TEST_F(DatasetTest, CsvNamedDirectlyWithABadHeaderSaysWhy) {
   const fs::path csv = write_file("boxes.csv", "name,a,b\nx.jpg,1,2\n");
   const auto ds = vigil::load_dataset(csv.string());

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -320,7 +321,7 @@ TEST(FormatLoad, ErrorsNameTheFile) {
 TEST(ShippedFormats, LoadsAndCoversCountries) {
   auto loaded = FormatSet::load(kShippedFormats);
   ASSERT_TRUE(loaded.ok()) << loaded.error();
-  for (const char* c : {"cz", "sk", "pl", "de", "at", "hu", "uk", "ie", "fr", "es", "it", "nl", "be", "hr",
+  for (const char* c : {"cz", "sk", "pl", "de", "at", "hu", "gb", "ie", "fr", "es", "it", "nl", "be", "hr",
                         "si", "ro", "us", "br"}) {
     EXPECT_TRUE(loaded->has_country(c)) << c;
   }
@@ -332,6 +333,79 @@ TEST(ShippedFormats, LoadsAndCoversCountries) {
     EXPECT_FALSE(f.expansions.empty()) << f.country << " " << f.name;
     for (const auto& e : f.expansions) EXPECT_LE(e.size(), 11u) << f.country << " " << f.name;
   }
+}
+
+TEST(ShippedFormats, CoverTheEuropeanCountriesOfTheRealCrops) {
+  for (const char* c : {"no", "ch", "se", "dk", "fi", "pt", "gr", "bg", "lt", "lv", "ee", "lu", "mt", "cy", "tr",
+                        "ua", "rs"})
+    EXPECT_TRUE(shipped().has_country(c)) << c;
+  for (const auto& f : shipped().formats())
+    EXPECT_EQ(f.region, f.country == "us" || f.country == "br" ? "americas" : "eu") << f.country << " " << f.name;
+}
+
+TEST(Region, ParsesNamesAndWeightedCountryLists) {
+  auto eu = parse_region("");
+  ASSERT_TRUE(eu) << eu.error();
+  EXPECT_EQ(eu->name, "eu");
+  EXPECT_TRUE(eu->countries.empty());
+  auto list = parse_region("eu", " CZ:4, sk ,uk:0.5,");
+  ASSERT_TRUE(list) << list.error();
+  ASSERT_EQ(list->countries.size(), 3u);
+  EXPECT_EQ(list->countries[0].country, "cz");
+  EXPECT_FLOAT_EQ(list->countries[0].weight, 4.0f);
+  EXPECT_EQ(list->countries[2].country, "gb") << "uk is written gb";
+  EXPECT_EQ(to_string(*list), "cz:4,sk,gb:0.5");
+  EXPECT_EQ(to_string(*parse_region("Americas")), "americas");
+  for (const auto& [name, countries, says] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"asia", "", "not a region"},
+                                                                     {"eu", "cz:0", "weight"},
+                                                                     {"eu", "cz:x", "weight"},
+                                                                     {"eu", "czech", "country code"},
+                                                                     {"eu", "cz,CZ", "twice"}}) {
+    auto r = parse_region(name, countries);
+    ASSERT_FALSE(r) << name << " " << countries;
+    EXPECT_NE(r.error().find(says), std::string::npos) << r.error();
+  }
+}
+
+TEST(Region, KeepsOnlyItsCountriesFormatsWeighted) {
+  auto eu = shipped().for_region(*parse_region("eu"));
+  ASSERT_TRUE(eu) << eu.error();
+  EXPECT_FALSE(eu->has_country("us"));
+  EXPECT_FALSE(eu->has_country("br"));
+  EXPECT_TRUE(eu->has_country("sk"));
+  auto americas = shipped().for_region(*parse_region("americas"));
+  ASSERT_TRUE(americas) << americas.error();
+  EXPECT_EQ(americas->countries(), (std::vector<std::string>{"us", "br"}));
+  EXPECT_EQ(shipped().for_region(*parse_region("all"))->formats().size(), shipped().formats().size());
+  auto cz_sk = shipped().for_region(*parse_region("eu", "cz:4,sk:2"));
+  ASSERT_TRUE(cz_sk) << cz_sk.error();
+  EXPECT_EQ(cz_sk->countries(), (std::vector<std::string>{"cz", "sk"}));
+  for (const auto& f : cz_sk->formats()) {
+    const PlateFormat* original = nullptr;
+    for (const auto& g : shipped().formats())
+      if (g.country == f.country && g.name == f.name) original = &g;
+    ASSERT_NE(original, nullptr);
+    EXPECT_FLOAT_EQ(f.prior, original->prior * (f.country == "cz" ? 1.0f : 0.5f)) << f.country << " " << f.name;
+  }
+  auto unknown = shipped().for_region(*parse_region("eu", "cz,xx"));
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().find("unknown country 'xx'"), std::string::npos) << unknown.error();
+}
+
+TEST(Region, CatchAllNeverOutranksAEuropeanFormatInEurope) {
+  // PP587AO: the reader is surer of a final 0, which only the generic US layout accepts; in
+  // Europe the Slovak layout's O wins, and a read fitting nothing in the region is flagged at half confidence.
+  const CtcOutput out = make_output("_ P _ P _ 5 _ 8 _ 7 _ A _ 0:.8,O:.15 _");
+  const auto eu = *shipped().for_region(*parse_region("eu"));
+  const Decoded d = decode(out, eu);
+  EXPECT_EQ(d.text, "PP587AO");
+  EXPECT_TRUE(d.fits_format);
+  EXPECT_EQ(decode(out, eu, {.preferred_country = "sk"}).country, "sk");
+  EXPECT_EQ(decode(out, shipped()).text, "PP587A0") << "with the US layout in play, the catch-all wins";
+  const Decoded nothing = decode(make_output("_ Q _ Q _ Q _"), eu);
+  EXPECT_FALSE(nothing.fits_format);
+  EXPECT_NEAR(nothing.confidence, 0.5f * nothing.candidates[0].confidence, 1e-6f);
 }
 
 TEST(ShippedFormats, EveryExampleMatchesItsOwnFormat) {
@@ -357,7 +431,7 @@ TEST(ShippedFormats, MatchesKnownPlatesOfEachCountry) {
       {"pl", "WA12345"}, {"pl", "KR1234C"},  {"pl", "WPR12CE"}, {"pl", "GD123AC"},  {"de", "BMW1234"},
       {"de", "MAB123"},  {"de", "BXY1234"},  {"de", "MAB123E"}, {"de", "HHAB12H"},  {"at", "W12345A"},
       {"at", "W1234AB"}, {"at", "FK1ABC"},   {"at", "GU123AB"}, {"hu", "ABC123"},   {"hu", "AABC123"},
-      {"uk", "AB12CDE"}, {"uk", "A123BCD"},  {"uk", "ABC123D"}, {"uk", "ABZ1234"},  {"ie", "191D12345"},
+      {"gb", "AB12CDE"}, {"gb", "A123BCD"},  {"gb", "ABC123D"}, {"gb", "ABZ1234"},  {"ie", "191D12345"},
       {"ie", "231KY7"},  {"ie", "06D12345"}, {"fr", "AB123CD"}, {"fr", "1234AB56"}, {"fr", "12ABC75"},
       {"es", "1234BCD"}, {"es", "M1234AB"},  {"it", "AB123CD"}, {"it", "AB12345"},  {"nl", "12GBD3"},
       {"nl", "GB123D"},  {"nl", "GBDF12"},   {"be", "1ABC123"}, {"be", "ABC123"},   {"hr", "ZG1234AB"},
@@ -375,7 +449,7 @@ TEST(ShippedFormats, RejectsOtherLayouts) {
   const std::vector<std::pair<std::string, std::string>> plates = {
       {"cz", "AB12CDE"},  {"cz", "0AB2345"}, {"cz", "1AO2345"},  {"cz", "1AB234"},  {"sk", "BA1234B"},
       {"pl", "WA1234B"},  {"pl", "AA12345"}, {"de", "BMW12345"}, {"de", "BMW0123"}, {"de", "1234"},
-      {"uk", "AB12CDEF"}, {"uk", "IB12CDE"}, {"es", "1234ABC"},  {"es", "123BCD"},  {"fr", "AB123CO"},
+      {"gb", "AB12CDEF"}, {"gb", "IB12CDE"}, {"es", "1234ABC"},  {"es", "123BCD"},  {"fr", "AB123CO"},
       {"it", "AI123CD"},  {"nl", "12AEB3"},  {"be", "0ABC123"},  {"hu", "AB123"},   {"ie", "191D1234567"},
       {"ro", "B1ABC"},    {"us", "ABCDEF"},  {"us", "O12345"},   {"us", "A"},       {"us", "123456789"},
       {"br", "ABC12345"}, {"br", "AB1D23"},
@@ -545,10 +619,10 @@ TEST(Decode, ResolvesB8S5Z2ByPositionForThePreferredCountry) {
     std::string country, script, expected;
   };
   const std::vector<Case> cases = {
-      {"uk", "_ A _ B _ 1 _ 2 _ 8:.55,B:.4 _ D _ E _", "AB12BDE"},  // letter position: B
+      {"gb", "_ A _ B _ 1 _ 2 _ 8:.55,B:.4 _ D _ E _", "AB12BDE"},  // letter position: B
       {"cz", "_ 1 _ A _ B _ 2 _ B:.55,8:.4 _ 4 _ 5 _", "1AB2845"},  // digit position: 8
       {"cz", "_ 1 _ A _ B _ 2 _ 3 _ 4 _ S:.55,5:.4 _", "1AB2345"},  // digit position: 5
-      {"uk", "_ A _ B _ 1 _ 2 _ C _ D _ 5:.55,S:.4 _", "AB12CDS"},  // letter position: S
+      {"gb", "_ A _ B _ 1 _ 2 _ C _ D _ 5:.55,S:.4 _", "AB12CDS"},  // letter position: S
       {"pl", "_ W _ A _ 1 _ Z:.55,2:.4 _ 3 _ 4 _ 5 _", "WA12345"},  // digit position: 2
       {"ro", "_ B _ 1 _ 2 _ 3 _ A _ B _ 2:.55,Z:.4 _", "B123ABZ"},  // letter position: Z
       {"hu", "_ A _ B _ C _ 1 _ 2 _ Z:.55,2:.4 _", "ABC122"},       // digit position: 2
@@ -591,7 +665,7 @@ TEST(Decode, CountryOfSharedTextIsTheNarrowestFittingLayout) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"B68SPK", "ro"},    // Bucharest "B 68 SPK": also Austrian and British prefix layouts
       {"BR07AAC", "ro"},   // county BR (Braila); also the British layout
-      {"XY07AAC", "uk"},   // XY is no Romanian county
+      {"XY07AAC", "gb"},   // XY is no Romanian county
       {"GU123AB", "at"},   // Austria's serials start 1-9; Slovak "GU 123AB" allows any digit
       {"1AB2345", "cz"},
       {"ABC1D23", "br"}};  // Mercosul, not the generic US catch-all (prior 0.2)

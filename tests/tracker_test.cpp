@@ -182,11 +182,11 @@ TEST(VoteReads, CountryIsTheOneDecodingReportsForTheText) {
     EXPECT_EQ(d.country, expected->country);
     EXPECT_EQ(d.format, expected->name);
   }
-  EXPECT_EQ(shipped().likeliest("XY07AAC")->country, "uk");  // XY is no Romanian county; "at" fits too
+  EXPECT_EQ(shipped().likeliest("XY07AAC")->country, "gb");  // XY is no Romanian county; "at" fits too
   EXPECT_EQ(shipped().likeliest("B68SPK")->country, "ro");   // Bucharest; Austrian and British layouts fit
   // The preferred country's fitting format comes first.
-  EXPECT_EQ(shipped().likeliest("B68SPK", "uk")->country, "uk");
-  EXPECT_EQ(vote_reads({plate("B68SPK", {0, 0, 100, 22})}, shipped(), "uk", 5).country, "uk");
+  EXPECT_EQ(shipped().likeliest("B68SPK", "gb")->country, "gb");
+  EXPECT_EQ(vote_reads({plate("B68SPK", {0, 0, 100, 22})}, shipped(), "gb", 5).country, "gb");
   EXPECT_EQ(shipped().likeliest("1AB234O"), nullptr);
 }
 

@@ -154,7 +154,9 @@ class RealCrops:
         self.items = []
         self.with_detection = 0
         self.datasets = [os.path.basename(os.path.normpath(spec.split(":")[0])) for spec in paths]
+        self.by_set = []  # item indices of each dataset, in the order of `paths`
         for spec in paths:
+            self.by_set.append([])
             path, _, sp = spec.partition(":")
             for s in vigil_data.load_dataset(path, sp or split):
                 img = cv2.imread(s.path, cv2.IMREAD_COLOR)
@@ -176,10 +178,19 @@ class RealCrops:
                     if found is not None:
                         found = (found - [x0, y0]) * f
                         self.with_detection += 1
-                    self.items.append((crop, quad, p.text, os.path.basename(s.path), found))
+                    self.by_set[-1].append(len(self.items))
+                    self.items.append((crop, quad, p.text, os.path.basename(s.path), found, p.lines == 2))
 
     def __len__(self):
         return len(self.items)
+
+    def pick(self, rng):
+        """An item index: a dataset with probability proportional to the square root of its size, then one of
+        its plates, so a large set (the European crops) leads without drowning the small ones."""
+        sets = [b for b in self.by_set if b] or [list(range(len(self.items)))]
+        w = np.sqrt([len(b) for b in sets])
+        b = sets[rng.choice(len(sets), p=w / w.sum())]
+        return b[rng.integers(len(b))]
 
 
 def load_backgrounds(folder, limit=400):
@@ -195,11 +206,11 @@ def save_pack(path, real, evals, backgrounds):
     """Everything training reads from the datasets, in one file: real crops as lossless grey PNG (the reader
     sees grey only), backgrounds as JPEG (they were JPEG already)."""
     def crops(rc):
-        return [(cv2.imencode(".png", cv2.cvtColor(c, cv2.COLOR_BGR2GRAY))[1].tobytes(), q, t, n, f)
-                for c, q, t, n, f in rc.items]
+        return [(cv2.imencode(".png", cv2.cvtColor(c, cv2.COLOR_BGR2GRAY))[1].tobytes(), q, t, n, f, tl)
+                for c, q, t, n, f, tl in rc.items]
     packs.write_pack(path, "reader", {
         "real": crops(real) if real else [], "real_with_detection": real.with_detection if real else 0,
-        "real_datasets": real.datasets if real else [], "evals": {k: crops(v) for k, v in evals.items()},
+        "real_datasets": real.datasets if real else [], "real_by_set": real.by_set if real else [], "evals": {k: crops(v) for k, v in evals.items()},
         "backgrounds": [packs.encode_jpeg(b, 92) for b in backgrounds]})
 
 
@@ -209,14 +220,15 @@ def load_pack(path):
 
     def crops(items, with_detection=0):
         rc = RealCrops([])
-        for png, q, t, n, f in items:
+        for png, q, t, n, f, *tl in items:  # packs written before two-line crops have 5 fields
             grey = packs.decode_image(png, cv2.IMREAD_GRAYSCALE)
-            rc.items.append((cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), q, t, n, f))
+            rc.items.append((cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), q, t, n, f, bool(tl and tl[0])))
         rc.with_detection = with_detection
         return rc
     real = crops(pack["real"], pack["real_with_detection"]) if pack["real"] else None
     if real:
         real.datasets = pack["real_datasets"]
+        real.by_set = pack.get("real_by_set", [])
     evals = {k: crops(v) for k, v in pack["evals"].items()}
     return real, evals, [packs.decode_image(b) for b in pack["backgrounds"]]
 
@@ -326,7 +338,10 @@ def character_slots(model, real, device="cpu"):
     slots = []
     model.eval()
     with torch.no_grad():
-        for crop, quad, text, _, found in real.items:
+        for crop, quad, text, _, found, two_line in real.items:
+            if two_line:  # recomposing cuts one row of characters
+                slots.append(None)
+                continue
             quad = found if found is not None else quad  # the detector's corners follow a tilted plate
             grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
             p = torch.softmax(model(to_tensor([rectify(grey, quad, False)]).to(device)), 1)[0, :, 0].cpu().numpy()
@@ -401,14 +416,13 @@ def recompose(rng, grey, quad, text, slots):
 
 def make_sample(rng, real, backgrounds, p_real, p_two_line=0.0, p_recompose=0.0):
     if real is not None and len(real) and rng.random() < p_real:
-        i = rng.integers(len(real))
-        crop, quad, text, _, found = real.items[i]
+        i = real.pick(rng)
+        crop, quad, text, _, found, two_line = real.items[i]
         slots = getattr(real, "slots", None)
-        if p_recompose > 0 and slots and slots[i] and rng.random() < p_recompose:
+        if p_recompose > 0 and slots and slots[i] and not two_line and rng.random() < p_recompose:
             out, text = recompose(rng, cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), found if found is not None else quad,
                                   text, slots[i])
             return degrade(out, rng), text
-        two_line = False
         img, quad = crop, (found if found is not None and rng.random() < 0.5 else quad).copy()
     else:
         img, quad, text, two_line = synth_sample(rng, backgrounds, p_two_line)
@@ -457,14 +471,14 @@ def greedy(probs_ct):
 
 
 def evaluate(model, crops):
-    """Exact-match greedy accuracy on ground-truth crops (fixed margins, no jitter, one-line)."""
+    """Exact-match greedy accuracy on ground-truth crops (fixed margins, no jitter; two-line where labelled)."""
     model.eval()
     ok = 0
     device = next(model.parameters()).device
     with torch.no_grad():
-        for crop, quad, text, _, _ in crops.items:
+        for crop, quad, text, _, _, two_line in crops.items:
             grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-            x = to_tensor([rectify(grey, quad, False)]).to(device)
+            x = to_tensor([rectify(grey, quad, two_line)]).to(device)
             p = torch.softmax(model(x), 1)[0, :, 0].cpu().numpy()
             ok += greedy(p) == text
     model.train()

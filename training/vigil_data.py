@@ -15,6 +15,7 @@ import csv
 import os
 import re
 import sys
+import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ class Plate:
     w: float
     h: float
     text: str = ""
+    country: str = ""  # ISO code, lower case, where the dataset says it
+    lines: int = 0  # 1 or 2 where the dataset says it, else 0
 
 
 @dataclass
@@ -42,7 +45,8 @@ class Sample:
         """Plates with boxes in pixels of an image of the given size."""
         if not self.boxes_normalized:
             return list(self.plates)
-        return [Plate(p.x * img_w, p.y * img_h, p.w * img_w, p.h * img_h, p.text) for p in self.plates]
+        return [Plate(p.x * img_w, p.y * img_h, p.w * img_w, p.h * img_h, p.text, p.country, p.lines)
+                for p in self.plates]
 
 
 def normalize_plate(text):
@@ -210,12 +214,69 @@ def _load_csv(csv_path, warnings):
     return [s for s in by_name.values() if s is not None]
 
 
+def plain_letters(text):
+    """Letters with diacritics as their plain letter (Ä -> A, Š -> S): the reader's alphabet is A-Z/0-9 and the
+    plain letter is how registries and the other European readers write these plates."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+CROP_SKIP_FLAGS = {"cut", "disputed", "unsure"}  # unfit to train on: the text is not what the crop shows
+
+
+def _is_crop_labels(csv_path):
+    """A plate-crops `labels.csv` (file,text,country,lines,split,flags,...): one tight plate crop a row."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            head = next(csv.reader(f), [])
+    except OSError:
+        return False
+    return [h.strip().lower() for h in head[:2]] == ["file", "text"]
+
+
+def _load_crop_labels(csv_path, split, warnings):
+    """Tight plate crops: the plate is the whole picture. The file's own split column decides the part
+    ("train", or "dev"/"test"). Held-out parts keep the clean rows only (no flag, no '?'), the ones accuracy is
+    reported on; the train part drops rows whose text may not be what the crop shows (cut, disputed, unsure)
+    and texts outside A-Z/0-9 once diacritics are dropped (Greek, Korean): they have no plain-letter reading."""
+    base = os.path.dirname(csv_path)
+    out = []
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        for n, row in enumerate(csv.DictReader(f), 2):
+            name, text = (row.get("file") or "").strip(), plain_letters((row.get("text") or "").strip().upper())
+            part = (row.get("split") or "").strip().lower()
+            flags = {x for x in (row.get("flags") or "").split(";") if x}
+            if part == "test":
+                part = "dev"
+            want = {"train": "train", "test": "dev", "dev": "dev"}.get(split, "all")
+            if want != "all" and part != want:
+                continue
+            if want == "dev" and (flags or "?" in text):
+                continue
+            if "?" in text or flags & CROP_SKIP_FLAGS or not re.fullmatch(r"[A-Z0-9]+", text):
+                if want != "all":
+                    continue
+                text = ""
+            img = _find_image(base, name) or _find_image(os.path.join(base, "images"), name)
+            if img is None:
+                warnings.append(f"{csv_path}:{n}: image '{name}' not found")
+                continue
+            lines = (row.get("lines") or "").strip()
+            s = Sample(img, boxes_normalized=True)
+            s.plates.append(Plate(0.0, 0.0, 1.0, 1.0, text, (row.get("country") or "").strip().lower(),
+                                  int(lines) if lines in ("1", "2") else 0))
+            out.append(s)
+    return out
+
+
 def load_dataset(path, split="all", test_fraction=0.2, seed=0, warnings=None):
     """Loads every annotated image under `path` (a folder, searched recursively, or a CSV file)."""
     warnings = [] if warnings is None else warnings
     if not os.path.exists(path):
         raise FileNotFoundError(f"dataset {path}: no such file or directory")
     samples = []
+    crop_labels = path if os.path.isfile(path) else os.path.join(path, "labels.csv")
+    if crop_labels.lower().endswith(".csv") and os.path.isfile(crop_labels) and _is_crop_labels(crop_labels):
+        return sorted(_load_crop_labels(crop_labels, split, warnings), key=lambda s: s.path)
     if os.path.isfile(path):
         if path.lower().endswith(".csv"):
             samples = _load_csv(path, warnings)
@@ -290,7 +351,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["check", "stats", "list"])
     ap.add_argument("datasets", nargs="+")
-    ap.add_argument("--split", default="all", choices=["all", "train", "test"])
+    ap.add_argument("--split", default="all", choices=["all", "train", "test", "dev"],
+                    help="plate-crop sets (labels.csv with a split column) use their own: train, dev (= test)")
     ap.add_argument("--test-fraction", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()

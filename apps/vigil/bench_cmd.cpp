@@ -37,6 +37,9 @@ struct SetResult {
   // Ground-truth plates narrower than --min-plate-width: neither missed nor found, and a detection of
   // one is no false detection.
   std::size_t ignored_plates = 0;
+  // Plates labelled two-line, and those read exactly; plates with a labelled country (and a text), and
+  // those whose read reports that country.
+  std::size_t two_line = 0, two_line_exact = 0, country_labelled = 0, country_right = 0;
   std::vector<double> detect_ms, read_ms, total_ms;
   double seconds = 0;
   // (confidence, correct) of every read matched to a plate with a text, to choose a min-confidence.
@@ -59,7 +62,8 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
   std::string path = spec, split = f.split;
   if (auto pos = spec.rfind(':'); pos != std::string::npos) {
     const std::string suffix = spec.substr(pos + 1);
-    if (suffix == "all" || suffix == "train" || suffix == "test") path = spec.substr(0, pos), split = suffix;
+    if (suffix == "all" || suffix == "train" || suffix == "test" || suffix == "dev")
+      path = spec.substr(0, pos), split = suffix == "dev" ? "test" : suffix;
   }
   DatasetOptions o;
   o.split = split == "test" ? Split::kTest : split == "train" ? Split::kTrain : Split::kAll;
@@ -132,6 +136,11 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
         const float v = iou(gt[g], cv::Rect2f(dets[d]));
         if (!used[d] && v >= best_iou) best = int(d), best_iou = v;
       }
+      // A plate crop is the picture: its plate is the surest read (reads come most confident first),
+      // wherever its box lies.
+      if (item.plates[g].whole_image && best < 0)
+        for (size_t d = 0; d < dets.size() && best < 0; ++d)
+          if (!used[d]) best = int(d);
       const std::string& want = item.plates[g].text;
       if (!want.empty()) ++s.gt_texts;
       if (best < 0) {
@@ -144,6 +153,11 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
       const Plate& p = reads[best];
       const bool ok = p.text == want;
       s.exact += ok;
+      if (item.plates[g].lines == 2) ++s.two_line, s.two_line_exact += ok;
+      if (!item.plates[g].country.empty()) {
+        ++s.country_labelled;
+        s.country_right += p.country == item.plates[g].country;
+      }
       bool in_top = false;
       for (const auto& c : p.candidates) in_top |= c.text == want;
       s.topn += in_top || ok;
@@ -209,6 +223,10 @@ nlohmann::json to_json(const SetResult& s, double match_iou) {
           {"detection_precision", pct(s.true_pos, s.detections) / 100},
           {"exact", pct(s.exact, s.gt_texts) / 100},
           {"top_n", pct(s.topn, s.gt_texts) / 100},
+          {"two_line_plates", s.two_line},
+          {"two_line_exact", pct(s.two_line_exact, s.two_line) / 100},
+          {"country_labelled", s.country_labelled},
+          {"country_right", pct(s.country_right, s.country_labelled) / 100},
           {"read_elsewhere", s.read_elsewhere},
           {"ignored_plates", s.ignored_plates},
           {"ms",
@@ -257,6 +275,11 @@ int run(const BenchFlags& f) {
                   s.gt_plates, pct(s.true_pos, s.gt_plates), pct(s.true_pos, s.detections), exact, topn,
                   median(s.detect_ms), percentile(s.detect_ms, 0.95), median(s.read_ms), percentile(s.read_ms, 0.95),
                   s.seconds > 0 ? s.images / s.seconds : 0.0);
+      if (s.two_line)
+        std::printf("  two-line plates: %zu, %.1f%% exact\n", s.two_line, pct(s.two_line_exact, s.two_line));
+      if (s.country_labelled)
+        std::printf("  country right: %.1f%% of %zu plates with a labelled country\n",
+                    pct(s.country_right, s.country_labelled), s.country_labelled);
       if (s.ignored_plates)
         std::printf("  %zu plate(s) narrower than %g px left out\n", s.ignored_plates, f.min_plate_width);
       if (s.read_elsewhere)
@@ -279,7 +302,7 @@ void register_bench(CLI::App& app, int& exit_code) {
       "bench", "Accuracy and speed on annotated datasets (Pascal VOC, YOLO, OpenALPR txt, CSV); PATH[:all|train|test]");
   sub->add_option("datasets", f->datasets, "Dataset folders or CSV files; a :test suffix picks the held-out part")
       ->required();
-  sub->add_option("--split", f->split, "Part of each dataset's seeded split: all, train or test")
+  sub->add_option("--split", f->split, "Part of each dataset's seeded split: all, train or test (a plate-crop set uses its own split column; DATASET:dev is its test part)")
       ->check(CLI::IsMember({"all", "train", "test"}))
       ->capture_default_str();
   sub->add_option("--test-fraction", f->test_fraction, "Share of the seeded test part")->capture_default_str();

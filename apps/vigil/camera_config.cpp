@@ -403,6 +403,8 @@ const std::vector<Key>& keys() {
       {"min_frames", int_key(&Camera::min_frames, 1, 1000000), false},
       {"images_fps", number_key(&Camera::images_fps, 0.01, 1000), false},
       {"country", string_key(&Camera::country), false},
+      {"region", string_key(&Camera::region), false},
+      {"countries", string_key(&Camera::countries), false},
       {"live", set_live, false},
       {"queue", int_key(&Camera::queue, 1, 1000000), false},
       {"reconnect_max", int_key(&Camera::reconnect_max, 0, 1000000), false},

@@ -38,6 +38,9 @@ struct Camera {
   double max_gap_s = 1.0;        // a track unseen this long ends (seconds)
   double images_fps = 10.0;      // image folders: frames per second for timestamps
   std::string country;           // preferred plate country ("" : the recognizer's)
+  // Where the cameras are (see --region, --countries); "" : the command line's. Cameras of one `vigil watch`
+  // share its recognizer, so they must agree.
+  std::string region, countries;
   std::string live = "auto";     // "auto", "yes", "no"
   // Upload of events to a vignette registry (`vigil serve`); "" when not given.
   std::string server;  // base URL, http:// or https://

@@ -19,7 +19,16 @@ std::string fmt_hex(unsigned char c);
 void RecognizerFlags::add_to(CLI::App& app) {
   app.add_option("--models", models_dir, "Folder with detector.onnx and reader.onnx (default: found next to the binary)");
   app.add_option("--formats", formats_file, "Plate formats file (default: plate_formats.json next to the models)");
-  app.add_option("--country", country, "Prefer this country's plate formats (e.g. cz, de, uk)");
+  app.add_option("--region", region,
+                 "Where the camera is: eu (every European plate format; the default), americas (US and "
+                 "Brazilian layouts) or all. Reads fitting no format of the region are kept, flagged, at "
+                 "half confidence")
+      ->check(CLI::IsMember({"eu", "americas", "all"}))
+      ->capture_default_str();
+  app.add_option("--countries", countries,
+                 "Only these countries' plate formats, with optional weights for their share of the "
+                 "traffic, e.g. cz:4,sk:2,pl,de,at (overrides --region)");
+  app.add_option("--country", country, "Prefer this country's plate formats (e.g. cz, de, gb)");
   app.add_option("--country-weight", country_weight,
                  "How strongly --country is preferred: a read fitting its formats wins unless another "
                  "country's read is this many times more probable (default " +
@@ -67,9 +76,10 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.models_dir = models_dir;
   o.formats_file = formats_file;
   o.reader = reader == "tesseract" ? ReaderKind::kTesseract : ReaderKind::kNeural;
-  o.decode.preferred_country = country;
-  std::transform(o.decode.preferred_country.begin(), o.decode.preferred_country.end(),
-                 o.decode.preferred_country.begin(), [](unsigned char c) { return std::tolower(c); });
+  o.decode.preferred_country = canonical_country(country);
+  auto region_value = parse_region(this->region, countries);
+  if (!region_value) return Error{region_value.error()};
+  o.region = std::move(*region_value);
   o.decode.top_n = top;
   if (country_weight >= 1.0f) o.decode.country_prior = country_weight;
   o.threads = threads;

@@ -16,6 +16,7 @@ namespace vigil::cli {
 // Flags every subcommand that runs the recognizer shares.
 struct RecognizerFlags {
   std::string models_dir, formats_file, country, reader = "neural", profile = "default";
+  std::string region = "eu", countries;  // --region, --countries
   int top = 5, threads = 0, input_size = 0;
   float detect_threshold = -1.0f;
   float weak_threshold = -1.0f;

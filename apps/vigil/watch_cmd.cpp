@@ -389,6 +389,24 @@ int run(const WatchFlags& f) {
     std::cerr << "vigil watch: " << opts.error() << "\n";
     return 2;
   }
+  if (!cameras.empty() && (!cameras[0].region.empty() || !cameras[0].countries.empty())) {
+    for (const auto& c : cameras) {
+      if (c.region != cameras[0].region || c.countries != cameras[0].countries) {
+        std::cerr << "vigil watch: " << c.origin << ": camera " << c.id
+                  << " has another region or countries than camera " << cameras[0].id
+                  << ": the cameras of one config share one recogniser; set \"region\"/\"countries\" once, beside "
+                     "\"cameras\", or run a config per region\n";
+        return 2;
+      }
+    }
+    auto region = parse_region(cameras[0].region.empty() ? f.rec.region : cameras[0].region,
+                               cameras[0].countries.empty() ? f.rec.countries : cameras[0].countries);
+    if (!region) {
+      std::cerr << "vigil watch: " << cameras[0].origin << ": " << region.error() << "\n";
+      return 2;
+    }
+    opts->region = std::move(*region);
+  }
   opts->min_confidence = f.min_confidence;
   opts->detector.tile_min_long_side = std::max(opts->detector.tile_min_long_side, kVideoTileMinLongSide);
   if (f.rec.smallest_plate == 0) opts->detector.smallest_plate = kVideoSmallestPlate;
@@ -472,7 +490,8 @@ int run(const WatchFlags& f) {
     so.tracker.max_gap_s = cam.max_gap_s;
     so.tracker.min_frames = cam.min_frames;
     so.tracker.top_n = f.rec.top;
-    so.tracker.preferred_country = cam.country.empty() ? opts->decode.preferred_country : cam.country;
+    so.tracker.preferred_country =
+        cam.country.empty() ? opts->decode.preferred_country : canonical_country(cam.country);
     so.motion.enabled = cam.motion;
     so.motion_regions = cam.motion && f.rec.profile_value() == Profile::kEdge;
     if (cam.motion_threshold > 0) so.motion.pixel_threshold = cam.motion_threshold;

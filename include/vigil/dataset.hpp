@@ -1,5 +1,9 @@
 // Annotated datasets in the formats users have, for `vigil bench`:
-// Pascal VOC XML (labelImg), YOLO txt, the OpenALPR benchmark txt format and the "xml_to_csv" CSV.
+// Pascal VOC XML (labelImg), YOLO txt, the OpenALPR benchmark txt format, the "xml_to_csv" CSV, and plate
+// crops: a labels.csv with file,text[,country,lines,split,flags] columns and no box, each image one tight
+// plate (the plate is the whole picture). A crop set's own split column decides its parts ("train", and
+// "dev" or "test" for the test part), and its test part keeps only the clean rows: no flags, no '?'.
+// Letters with diacritics are read as the plain letter (Ä -> A, Š -> S).
 //
 //   auto ds = vigil::load_dataset("/data/openalpr-us", {.split = vigil::Split::kTest});
 //   for (const auto& img : ds->images) { ... img.path, img.plates[i].box, img.plates[i].text ... }
@@ -30,12 +34,16 @@ struct GroundTruthPlate {
   float x = 0, y = 0, w = 0, h = 0;  // box in pixels of the image; if the image's boxes_normalized is set,
                                      // in 0..1 units of width/height instead (YOLO), to be scaled on load
   std::string text;                  // normalised plate text, "" when the dataset has none
+  std::string country;               // ISO code, lower case ("gb" for the UK), "" when not labelled
+  int lines = 0;                     // 1 or 2 when labelled, else 0
+  bool whole_image = false;          // a plate crop: the plate is the picture, whatever box is found
 };
 
 struct DatasetImage {
   std::string path;                  // absolute or as given, ready for cv::imread
   int width = 0, height = 0;         // from the annotation, 0 when unknown
-  bool boxes_normalized = false;     // true for YOLO labels
+  bool boxes_normalized = false;     // true for YOLO labels and plate crops
+  std::string part;                  // "train" or "test" when the dataset has its own split, else ""
   std::vector<GroundTruthPlate> plates;
 };
 

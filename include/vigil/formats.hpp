@@ -25,6 +25,26 @@ struct CtcOutput;
 struct DecodeOptions;
 struct Decoded;
 
+// Where a deployment reads plates: decoding considers only the formats of these countries, so a loose
+// layout of another continent (the generic US one accepts almost any string) never outranks a European
+// format in Europe. Reads that fit none of them are still reported, flagged (Decoded::fits_format false).
+struct CountryWeight {
+  std::string country;  // ISO 3166-1 alpha-2, lower case
+  float weight = 1.0f;  // relative share of the traffic (> 0): multiplies the country's format priors
+};
+struct Region {
+  std::string name = "eu";               // "eu" (every European format), "americas", or "all"
+  std::vector<CountryWeight> countries;  // non-empty: exactly these countries, weighted (overrides name)
+};
+// "eu" / "americas" / "all" and an optional country list "cz,sk:2,pl" (weights after ':', default 1).
+// Fails naming the bad part: "--countries: 'xx:0' weight must be a number > 0".
+Result<Region> parse_region(const std::string& name, const std::string& countries = "");
+// "eu", "americas", "all" or the country list as given ("cz,sk:2").
+std::string to_string(const Region& region);
+
+// A country code as the formats file writes it: lower case, and "uk" (a common misnomer) as "gb".
+std::string canonical_country(std::string code);
+
 // Upper case, spaces, dashes, dots and other separators removed: "ap-666 tq" -> "AP666TQ".
 std::string normalize_plate(const std::string& text);
 
@@ -36,6 +56,8 @@ struct PlateFormat {
   // Ranking weight of this layout when decoding (0..1, default 1): loose catch-alls such as the
   // generic US layout get less, so a read that also fits a specific layout is not won by them.
   float prior = 1.0f;
+  // Where the layout is issued: "eu" (Europe, the default) or "americas" (the data file's "region").
+  std::string region = "eu";
   // Each fixed-length expansion of the pattern: for each position the string of allowed characters.
   std::vector<std::vector<std::string>> expansions;
 };
@@ -69,6 +91,10 @@ class FormatSet {
   // layouts that also fit), file order among equals.
   const PlateFormat* likeliest(const std::string& normalized_text, const std::string& preferred = "") const;
   bool has_country(const std::string& country) const;
+  // The formats a deployment in `region` decodes with: its countries' formats only, each country's priors
+  // multiplied by its weight over the largest weight. Fails when a listed country has no formats here
+  // ("unknown country 'xx': the formats file has none for it; known: cz, sk, ...") or nothing is left.
+  Result<FormatSet> for_region(const Region& region) const;
 
  private:
   friend Decoded decode(const CtcOutput& out, const FormatSet& formats, const DecodeOptions& options);
@@ -95,6 +121,9 @@ struct DecodeOptions {
   // A format-fitting string is chosen over the unconstrained best read only when its probability is at
   // least this fraction of the unconstrained best's; below it the read is reported as fitting no format.
   float format_min_ratio = 0.01f;
+  // A read that fits no format of the deployment's region is reported with its confidence multiplied by
+  // this: it may be a foreign plate or a fragment, and must not look as sure as a fitting read.
+  float no_format_factor = 0.5f;
 };
 
 struct Candidate {
@@ -107,7 +136,7 @@ struct Candidate {
 
 struct Decoded {
   std::string text;          // the chosen read
-  float confidence = 0.0f;   // its probability (0..1)
+  float confidence = 0.0f;   // its probability (0..1), times no_format_factor when it fits no format
   std::string country;       // "" when it fits no format
   std::string format;        // format name, "" when none
   bool fits_format = false;  // false: kept, but flagged as fitting no known format

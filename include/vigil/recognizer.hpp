@@ -55,6 +55,9 @@ struct RecognizerOptions {
   ReaderKind reader = ReaderKind::kNeural;
   DetectorOptions detector;
   DecodeOptions decode;
+  // Where the deployment is: only its countries' formats are decoded with (default: every European
+  // format; the US and Brazilian layouts are Region{"americas"}). decode.preferred_country must be in it.
+  Region region;
   float min_confidence = 0.0f;  // plates whose read confidence is below this are dropped (0..1)
   // Weak detections: detector scores from weak_threshold up to the detector's threshold are read too,
   // and kept only when the reader confirms a plate (a read fitting a known format with at least

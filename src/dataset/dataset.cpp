@@ -407,8 +407,9 @@ Result<Dataset> load_dataset_unchecked(const std::string& path, const DatasetOpt
   dataset.warnings = std::move(ctx.warnings);
   for (DatasetImage& image : ctx.images) {
     if (options.split != Split::kAll) {
-      const bool test =
-          in_test_split(fs::path(image.path).filename().string(), options.test_fraction, options.seed);
+      const bool test = image.part.empty() ? in_test_split(fs::path(image.path).filename().string(),
+                                                           options.test_fraction, options.seed)
+                                           : image.part == "test";
       if (test != (options.split == Split::kTest)) continue;
     }
     dataset.images.push_back(std::move(image));

@@ -221,7 +221,10 @@ char csv_separator(std::string_view header) {
 // Column positions; -1 when absent.
 struct CsvColumns {
   int filename = -1, width = -1, height = -1, xmin = -1, ymin = -1, xmax = -1, ymax = -1, text = -1;
+  int country = -1, lines = -1, split = -1, flags = -1;  // plate-crop sets
   bool complete() const { return filename >= 0 && xmin >= 0 && ymin >= 0 && xmax >= 0 && ymax >= 0; }
+  // A plate-crop set: one tight plate per image, a text and no box.
+  bool crops() const { return filename >= 0 && text >= 0 && xmin < 0 && ymin < 0 && xmax < 0 && ymax < 0; }
   int needed() const { return std::max({filename, xmin, ymin, xmax, ymax}) + 1; }
 };
 
@@ -246,6 +249,14 @@ CsvColumns csv_columns_from_header(const std::vector<std::string>& header) {
       slot = &c.ymax;
     } else if (name == "text" || name == "plate" || name == "plate_text") {
       slot = &c.text;
+    } else if (name == "country") {
+      slot = &c.country;
+    } else if (name == "lines") {
+      slot = &c.lines;
+    } else if (name == "split") {
+      slot = &c.split;
+    } else if (name == "flags") {
+      slot = &c.flags;
     }
     if (slot && *slot < 0) *slot = i;
   }
@@ -262,6 +273,87 @@ std::optional<fs::path> find_csv_image(const fs::path& csv, const std::string& f
   return std::nullopt;
 }
 
+// Letters with diacritics as the plain letter, decoded from UTF-8: U+00C0..U+017F by the tables below ('?'
+// where Unicode gives no plain letter: Ø, Ł, Đ, Æ, ...). Other non-ASCII characters become '?', which marks
+// a row as not clean (a Greek or Korean glyph).
+std::string plain_letters(std::string_view utf8) {
+  static constexpr std::string_view kLatin1 = "AAAAAA?CEEEEIIII?NOOOOO??UUUUY??";           // U+00C0..
+  static constexpr std::string_view kExtendedA =                                           // U+0100..
+      "AAAAAACCCCCCCCDD??EEEEEEEEEEGGGG"
+      "GGGGHH??IIIIIIIII???JJKK?LLLLLL?"
+      "???NNNNNN???OOOOOO??RRRRRRSSSSSS"
+      "SSTTTT??UUUUUUUUUUUUWWYYYZZZZZZ?";
+  std::string out;
+  for (std::size_t i = 0; i < utf8.size(); ++i) {
+    const auto c = static_cast<unsigned char>(utf8[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      continue;
+    }
+    int cp = -1, extra = 0;
+    if ((c & 0xE0) == 0xC0) cp = c & 0x1F, extra = 1;
+    else if ((c & 0xF0) == 0xE0) cp = c & 0x0F, extra = 2;
+    else if ((c & 0xF8) == 0xF0) cp = c & 0x07, extra = 3;
+    for (int k = 0; k < extra && cp >= 0; ++k) {
+      if (i + 1 >= utf8.size() || (static_cast<unsigned char>(utf8[i + 1]) & 0xC0) != 0x80) {
+        cp = -1;
+        break;
+      }
+      cp = (cp << 6) | (static_cast<unsigned char>(utf8[++i]) & 0x3F);
+    }
+    char plain = '?';
+    if (cp >= 0xC0 && cp < 0xE0) plain = kLatin1[static_cast<std::size_t>(cp - 0xC0)];
+    else if (cp >= 0xE0 && cp < 0x100) plain = kLatin1[static_cast<std::size_t>(cp - 0xE0)];
+    else if (cp >= 0x100 && cp < 0x180) plain = kExtendedA[static_cast<std::size_t>(cp - 0x100)];
+    out.push_back(plain);
+  }
+  return out;
+}
+
+// Plate crops (see dataset.hpp): the plate is the whole image, a normalised box (0, 0, 1, 1).
+void load_crop_rows(const fs::path& file, const CsvColumns& columns, const std::vector<Line>& lines,
+                    std::vector<Line>::const_iterator data_begin, char separator, LoadContext& ctx) {
+  const auto field = [](const std::vector<std::string>& f, int i) {
+    return i >= 0 && i < static_cast<int>(f.size()) ? f[static_cast<std::size_t>(i)] : std::string();
+  };
+  for (auto it = data_begin; it != lines.end(); ++it) {
+    if (trim(it->text).empty()) continue;
+    const auto fields = csv_fields(it->text, separator);
+    const std::string filename = field(fields, columns.filename);
+    if (filename.empty()) {
+      ctx.warn(file, it->number, "empty file name; row skipped");
+      continue;
+    }
+    std::string text = normalize_plate_text(plain_letters(field(fields, columns.text)));
+    const std::string part = to_lower(field(fields, columns.split));
+    const bool clean = field(fields, columns.flags).empty() && !text.empty() &&
+                       std::all_of(text.begin(), text.end(),
+                                   [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
+    DatasetImage image;
+    image.part = columns.split < 0 ? "" : (part == "dev" || part == "test") ? "test" : "train";
+    // The test part is what accuracy is reported on: clean rows only. Elsewhere an unclean text is kept
+    // out of reading scores (no text), the plate still counts for detection.
+    if (image.part == "test" && !clean) continue;
+    const std::optional<fs::path> image_path = find_csv_image(file, filename);
+    if (!image_path) {
+      ctx.warn(file, it->number, "image '" + filename + "' not found; row skipped");
+      continue;
+    }
+    image.path = image_path->lexically_normal().string();
+    image.boxes_normalized = true;
+    GroundTruthPlate plate;
+    plate.w = plate.h = 1.0f;
+    plate.whole_image = true;
+    plate.text = clean ? text : "";
+    plate.country = to_lower(field(fields, columns.country));
+    if (plate.country == "uk") plate.country = "gb";
+    const std::string n = field(fields, columns.lines);
+    plate.lines = n == "1" ? 1 : n == "2" ? 2 : 0;
+    image.plates.push_back(std::move(plate));
+    ctx.add(std::move(image), file, it->number);
+  }
+}
+
 void load_csv_file(const fs::path& file, LoadContext& ctx) {
   const std::optional<std::string> content = read_text_file(file, ctx);
   if (!content) return;
@@ -274,6 +366,10 @@ void load_csv_file(const fs::path& file, LoadContext& ctx) {
   const char separator = csv_separator(first->text);
   CsvColumns columns = csv_columns_from_header(csv_fields(first->text, separator));
   auto data_begin = std::next(first);
+  if (columns.crops()) {
+    load_crop_rows(file, columns, lines, data_begin, separator, ctx);
+    return;
+  }
   if (!columns.complete()) {
     // Without a header the xml_to_csv column order is assumed, if the first row fits it.
     const auto fields = csv_fields(first->text, separator);
@@ -362,7 +458,7 @@ std::size_t count_csv_images(std::string_view head) {
   if (first == lines.end()) return 0;
   const char separator = csv_separator(first->text);
   const CsvColumns columns = csv_columns_from_header(csv_fields(first->text, separator));
-  if (!columns.complete()) return 0;
+  if (!columns.complete() && !columns.crops()) return 0;
   std::set<std::string> names;
   for (auto it = std::next(first); it != lines.end(); ++it) {
     const auto fields = csv_fields(it->text, separator);

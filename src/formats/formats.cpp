@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <bitset>
+#include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -286,11 +289,16 @@ Result<std::vector<PlateFormat>> parse_formats(const std::string& json_text, con
       fields[f] = it->get<std::string>();
       if (f == 0) where += " (" + fields[0] + ")";
     }
-    PlateFormat format{fields[0], fields[1], fields[2], 1.0f, {}};
+    PlateFormat format{fields[0], fields[1], fields[2], 1.0f, "eu", {}};
     if (const auto it = entry.find("prior"); it != entry.end()) {
       if (!it->is_number() || it->get<double>() <= 0.0 || it->get<double>() > 1.0)
         return Error{where + ": 'prior' must be a number in (0, 1]"};
       format.prior = it->get<float>();
+    }
+    if (const auto it = entry.find("region"); it != entry.end()) {
+      if (!it->is_string() || (it->get<std::string>() != "eu" && it->get<std::string>() != "americas"))
+        return Error{where + ": 'region' must be \"eu\" or \"americas\""};
+      format.region = it->get<std::string>();
     }
     if (!valid_country(format.country)) {
       return Error{where + ": country '" + format.country +
@@ -369,6 +377,91 @@ std::vector<const PlateFormat*> FormatSet::match(const std::string& normalized_t
 
 bool FormatSet::has_country(const std::string& country) const {
   return std::any_of(formats_.begin(), formats_.end(), [&](const auto& f) { return f.country == country; });
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+std::string canonical_country(std::string code) {
+  std::transform(code.begin(), code.end(), code.begin(), [](unsigned char c) { return std::tolower(c); });
+  return code == "uk" ? "gb" : code;
+}
+
+Result<Region> parse_region(const std::string& name, const std::string& countries) {
+  Region region;
+  region.name = name.empty() ? "eu" : name;
+  std::transform(region.name.begin(), region.name.end(), region.name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (region.name != "eu" && region.name != "americas" && region.name != "all")
+    return Error{"--region: '" + name + "' is not a region: use eu, americas or all (or --countries cz,sk,...)"};
+  std::size_t start = 0;
+  while (start <= countries.size() && !countries.empty()) {
+    const std::size_t end = std::min(countries.find(',', start), countries.size());
+    std::string item = countries.substr(start, end - start);
+    item.erase(std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }), item.end());
+    start = end + 1;
+    if (item.empty()) continue;
+    CountryWeight cw;
+    const std::size_t colon = item.find(':');
+    cw.country = canonical_country(item.substr(0, colon));
+    if (colon != std::string::npos) {
+      const std::string w = item.substr(colon + 1);
+      char* rest = nullptr;
+      cw.weight = std::strtof(w.c_str(), &rest);
+      if (w.empty() || rest == nullptr || *rest != '\0' || !(cw.weight > 0.0f) || !std::isfinite(cw.weight))
+        return Error{"--countries: '" + item + "' weight must be a number > 0 (e.g. cz:3)"};
+    }
+    if (!valid_country(cw.country))
+      return Error{"--countries: '" + item + "' is not a country code: use two letters (cz, sk, de, ...)"};
+    for (const auto& seen : region.countries)
+      if (seen.country == cw.country) return Error{"--countries: '" + cw.country + "' is listed twice"};
+    region.countries.push_back(std::move(cw));
+  }
+  return region;
+}
+
+std::string to_string(const Region& region) {
+  if (region.countries.empty()) return region.name;
+  std::string out;
+  for (const auto& c : region.countries) {
+    if (!out.empty()) out += ',';
+    out += c.country;
+    if (c.weight != 1.0f) {
+      char w[32];
+      std::snprintf(w, sizeof w, ":%g", double(c.weight));
+      out += w;
+    }
+  }
+  return out;
+}
+
+Result<FormatSet> FormatSet::for_region(const Region& region) const {
+  FormatSet set;
+  if (region.countries.empty()) {
+    for (const auto& f : formats_)
+      if (region.name == "all" || f.region == region.name) set.formats_.push_back(f);
+  } else {
+    float top = 0.0f;
+    for (const auto& c : region.countries) {
+      if (!has_country(c.country)) {
+        std::string known;
+        for (const auto& k : countries()) known += (known.empty() ? "" : ", ") + k;
+        return Error{"unknown country '" + c.country + "': the formats file has none for it; known: " + known};
+      }
+      top = std::max(top, c.weight);
+    }
+    for (const auto& f : formats_) {
+      for (const auto& c : region.countries) {
+        if (c.country != f.country) continue;
+        set.formats_.push_back(f);
+        set.formats_.back().prior *= c.weight / top;
+      }
+    }
+  }
+  if (set.formats_.empty()) return Error{"region '" + to_string(region) + "' has no plate formats in the formats file"};
+  set.trie_ = build_trie(set.formats_);
+  return set;
 }
 
 }  // namespace vigil

@@ -218,10 +218,15 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
   }
   auto formats = FormatSet::load(formats_file);
   if (!formats) return Error{formats.error()};
-  impl->formats = std::move(*formats);
-  if (!options.decode.preferred_country.empty() && !impl->formats.has_country(options.decode.preferred_country))
+  if (!options.decode.preferred_country.empty() && !formats->has_country(options.decode.preferred_country))
     return Error{"unknown country '" + options.decode.preferred_country + "': " + formats_file +
                  " has no formats for it"};
+  auto regional = formats->for_region(options.region);
+  if (!regional) return Error{formats_file + ": " + regional.error()};
+  impl->formats = std::move(*regional);
+  if (!options.decode.preferred_country.empty() && !impl->formats.has_country(options.decode.preferred_country))
+    return Error{"country '" + options.decode.preferred_country + "' is outside the region '" +
+                 to_string(options.region) + "': pass --region all, or list it in --countries"};
   if (options.threads > 0) cv::setNumThreads(options.threads);
 
   auto detector = PlateDetector::load(impl->models_dir);

@@ -94,6 +94,38 @@ class ImportersTest(unittest.TestCase):
             vigil_data.load_dataset(f"{self.d}/nope")
 
 
+class CropLabelsTest(unittest.TestCase):
+    """Tight plate crops with a labels.csv (file,text,country,lines,split,flags,source)."""
+
+    def test_split_column_clean_rows_and_plain_letters(self):
+        import train_reader as tr
+        with tempfile.TemporaryDirectory() as d:
+            for n in range(6):
+                write_img(f"{d}/crops/images/p{n}.jpg", 120, 30 if n != 3 else 60)
+            with open(f"{d}/crops/labels.csv", "w", encoding="utf-8") as f:
+                f.write("file,text,country,lines,split,flags,source\n"
+                        "p0.jpg,BA123AB,sk,1,train,,x\n"
+                        "p1.jpg,MÜN4513,de,1,dev,,x\n"
+                        "p2.jpg,AB1?3,cz,1,train,,x\n"
+                        "p3.jpg,1AB2345,cz,2,train,country-guessed,x\n"
+                        "p4.jpg,XY99,de,1,dev,blurry,x\n"
+                        "p5.jpg,ΔOK5512,gr,1,train,,x\n")
+            train = vigil_data.load_dataset(f"{d}/crops", "train")
+            self.assertEqual([s.plates[0].text for s in train], ["BA123AB", "1AB2345"])
+            self.assertEqual(train[1].plates[0].lines, 2)
+            self.assertEqual(train[0].plates[0].country, "sk")
+            dev = vigil_data.load_dataset(f"{d}/crops/labels.csv", "test")  # dev: clean rows only
+            self.assertEqual([s.plates[0].text for s in dev], ["MUN4513"])
+            self.assertEqual(dev[0].boxes_px(120, 30)[0].w, 120)
+            self.assertEqual(len(vigil_data.load_dataset(f"{d}/crops", "all")), 6)
+            crops = tr.RealCrops([f"{d}/crops:train", f"{d}/crops:dev"])
+            self.assertEqual([it[5] for it in crops.items], [False, True, False])
+            self.assertEqual(crops.by_set, [[0, 1], [2]])
+            rng = np.random.default_rng(0)
+            picked = {crops.pick(rng) for _ in range(200)}
+            self.assertEqual(picked, {0, 1, 2})
+
+
 class CheckTest(unittest.TestCase):
     def test_detects_bad_images(self):
         with tempfile.TemporaryDirectory() as d:
@@ -188,9 +220,11 @@ class RecomposeTest(unittest.TestCase):
         quad = tr.expand_quad(np.float32([[0, 0], [256, 0], [256, 64], [0, 64]]),
                               -tr.MARGIN_X / (1 + 2 * tr.MARGIN_X), -tr.MARGIN_Y / (1 + 2 * tr.MARGIN_Y))
         bgr = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
-        real.items = [(bgr, quad, "ABCDE", "a.jpg", None), (bgr, quad, "ABCDX", "b.jpg", None)]
+        real.items = [(bgr, quad, "ABCDE", "a.jpg", None, False), (bgr, quad, "ABCDX", "b.jpg", None, False),
+                      (bgr, quad, "ABCDE", "c.jpg", None, True)]
         slots = tr.character_slots(Emits(), real)
         self.assertIsNone(slots[1])  # read wrong: not cut
+        self.assertIsNone(slots[2])  # two-line: not cut into one row
         self.assertEqual(len(slots[0]), 5)
         for (a, b), (ca, cb) in zip(slots[0], spans):
             self.assertTrue(a <= ca + 1 and b >= cb - 1, (a, b, ca, cb))
@@ -284,7 +318,8 @@ class PackTest(unittest.TestCase):
             self.assertEqual(r2.datasets, ["set"])
             self.assertEqual(list(e2), ["held"])
             self.assertEqual(len(b2), 1)
-            for (c1, q1, t1, _, _), (c2, q2, t2, _, _) in zip(real.items, r2.items):
+            self.assertEqual(r2.by_set, [[0, 1, 2]])
+            for (c1, q1, t1, _, _, _), (c2, q2, t2, _, _, _) in zip(real.items, r2.items):
                 self.assertEqual(t1, t2)
                 np.testing.assert_allclose(q1, q2)
                 # the reader sees grey only, and grey is kept losslessly
