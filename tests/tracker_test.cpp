@@ -300,6 +300,47 @@ TEST(PlateTracker, PlateSeenInOneFrameIsNoise) {
   EXPECT_EQ(lenient.flush().size(), 1u);
 }
 
+TEST(PlateTracker, ShortTracksThatFitNoFormatAreNoEvents) {
+  // "L1" and a burned-in clock "12:34" seen for a few frames: fragments, not cars. A foreign plate that fits no
+  // format still counts when it stays in view, and a fitting plate seen briefly is kept.
+  const FormatSet eu = *shipped().for_region(Region{});
+  PlateTracker tracker(eu, {.min_frames = 2, .unfit_min_frames = 6});
+  std::vector<std::vector<Plate>> frames;
+  for (int i = 0; i < 3; ++i)
+    frames.push_back({plate("L1", box_at(100, 100, 60)), plate("1234", box_at(900, 80, 120)),
+                      plate("1AB2345", box_at(500, 400, 100))});
+  auto events = feed(tracker, frames);
+  events = concat(events, tracker.flush());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].text, "1AB2345");
+
+  PlateTracker patient(eu, {.min_frames = 2, .unfit_min_frames = 6});
+  frames.assign(8, std::vector<Plate>{plate("QQ", box_at(500, 400, 100))});
+  events = feed(patient, frames);
+  events = concat(events, patient.flush());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_FALSE(events[0].fits_format);
+}
+
+TEST(PlateTracker, FragmentOfAReportedPlateMergesIntoIt) {
+  PlateTracker tracker(shipped(), {.max_gap_s = 0.2});
+  std::vector<Plate> reads;
+  std::vector<PlateEvent> events;
+  for (int i = 0; i < 5; ++i)
+    events = concat(events, tracker.update({plate("BT920KF", box_at(500 + 10.0 * i, 400, 100))}, 0.1 * i, {}));
+  // The plate's right part, read on its own once the car is half out of view, in the next frames.
+  for (int i = 0; i < 4; ++i)
+    events = concat(events, tracker.update({plate("920KF", box_at(700 + 10.0 * i, 400, 60))}, 1.0 + 0.1 * i, {}));
+  // Much later and elsewhere, the same letters are a plate of their own.
+  for (int i = 0; i < 8; ++i)
+    events = concat(events, tracker.update({plate("920KF", box_at(100, 100, 60))}, 20.0 + 0.1 * i, {}));
+  events = concat(events, tracker.flush());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].text, "BT920KF");
+  EXPECT_EQ(events[1].text, "920KF");
+  EXPECT_GE(events[1].first_seen, 20.0);
+}
+
 TEST(PlateTracker, OcclusionWithinMaxGapKeepsOneTrack) {
   std::vector<std::vector<Plate>> frames;
   for (int i = 0; i < 20; ++i) {

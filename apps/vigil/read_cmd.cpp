@@ -36,6 +36,7 @@ nlohmann::json plate_json(const Plate& p) {
   return {{"text", p.text},
           {"confidence", std::round(p.confidence * 1e4) / 1e4},
           {"country", p.country.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.country)},
+          {"country_confidence", std::round(p.country_confidence * 1e4) / 1e4},
           {"format", p.format.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.format)},
           {"fits_format", p.fits_format},
           {"two_line", p.two_line},

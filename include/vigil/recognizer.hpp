@@ -98,9 +98,12 @@ struct Plate {
   std::string text;                       // normalised: upper case, no spaces or dashes
   float confidence = 0.0f;                // read confidence 0..1 (the decoded string's probability)
   float detection_confidence = 0.0f;      // detector score 0..1
-  std::string country;                    // "" when the read fits no known format
-  std::string format;                     // the format's name, "" when none
-  bool fits_format = false;
+  // ISO 3166-1 alpha-2, lower case ("gb" for the UK): from the plate's looks (the country classifier,
+  // models/country.onnx) and the formats of the region its text fits; "" when neither names one.
+  std::string country;
+  float country_confidence = 0.0f;        // 0..1, the country's share of all countries' scores
+  std::string format;                     // name of the country's format the text fits, "" when none
+  bool fits_format = false;               // the text fits a format of the region (some country's)
   bool two_line = false;                  // read as a two-line (square/motorcycle) plate
   cv::Rect box;                           // pixels of the original image
   std::array<cv::Point2f, 4> corners{};   // TL, TR, BR, BL in pixels of the original image

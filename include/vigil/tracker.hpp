@@ -27,6 +27,12 @@ struct TrackerOptions {
   // reported, so one stopped car gives one event per max_track_s, never one per frame.
   double max_track_s = 30.0;
   int min_frames = 2;             // tracks seen in fewer frames are dropped as noise
+  // A track whose voted text fits no format of the region (a fragment such as "L1", a sign, a burned-in
+  // clock) is an event only when read in at least this many frames: a real foreign plate stays in view.
+  int unfit_min_frames = 6;
+  // A track whose text lies inside the text of a plate reported here within fragment_window_s seconds,
+  // no more than 3 plate widths away ("920KF" after "FL920KF"), is that plate seen in part: no event.
+  double fragment_window_s = 3.0;
   // Minimum box overlap (after motion prediction) for a read whose text is too short (<= 3 characters)
   // or too unsure (confidence < 0.25) to be compared: such a read joins a track on position alone.
   // Other reads join a track when their text is similar enough (min_text_similarity) and their centre
@@ -47,7 +53,10 @@ struct PlateEvent {
   std::string camera_id;
   std::string text;           // voted, normalised
   float confidence = 0.0f;    // 0..1
-  std::string country;        // "" when the voted text fits no format
+  // Voted over the reads' countries (each weighted by its country confidence), those whose formats the
+  // voted text fits first; "" when no read named one.
+  std::string country;
+  float country_confidence = 0.0f;  // the country's share of the votes, 0..1
   bool fits_format = false;
   std::vector<Candidate> candidates;  // voted alternatives, most probable first
   double first_seen = 0.0;    // timestamps in seconds, on the clock the caller passed to update()

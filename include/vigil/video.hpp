@@ -172,7 +172,7 @@ struct EvidencePaths {
 Result<EvidencePaths> write_evidence(const PlateEvent& event, const std::string& dir, int jpeg_quality = 90);
 
 // One event as a single-line JSON object (no newline):
-//   {"id","camera_id","text","confidence","country" (null when none),"fits_format",
+//   {"id","camera_id","text","confidence","country" (null when none),"country_confidence","fits_format",
 //    "candidates":[{"text","confidence","country"}],"first_seen","last_seen","first_seen_s","last_seen_s",
 //    "frames","direction" (null when unknown),"box":[x,y,w,h],"evidence":{"plate","frame"}|null}
 // first_seen/last_seen are numbers (seconds) on the stream clock and ISO 8601 UTC strings

@@ -13,6 +13,7 @@
 
 #include "detect/detector.hpp"
 #include "recognize/second_look.hpp"
+#include "read/country.hpp"
 #include "read/reader.hpp"
 #ifdef VIGIL_HAVE_TESSERACT
 #include "read/tesseract_reader.hpp"
@@ -84,6 +85,7 @@ struct Recognizer::Impl {
   FormatSet formats;
   std::optional<PlateDetector> detector;
   std::optional<NeuralReader> reader;
+  std::optional<CountryClassifier> country;  // none: the formats alone name the country
 #ifdef VIGIL_HAVE_TESSERACT
   mutable std::mutex tesseract_mutex;
   mutable std::unique_ptr<TesseractReader> tesseract;
@@ -182,9 +184,23 @@ struct Recognizer::Impl {
 
   Plate read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
 #ifdef VIGIL_HAVE_TESSERACT
-    if (options.reader == ReaderKind::kTesseract) return read_tesseract(bgr, corners);
+    Plate p = options.reader == ReaderKind::kTesseract ? read_tesseract(bgr, corners) : read_neural(bgr, corners);
+#else
+    Plate p = read_neural(bgr, corners);
 #endif
-    return read_neural(bgr, corners);
+    if (!p.text.empty()) name_country(bgr, corners, p);
+    return p;
+  }
+
+  // The country from the plate's looks and the formats its text fits (detail::choose_country).
+  void name_country(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners, Plate& p) const {
+    const std::vector<float> probs = country ? country->classify(bgr, corners) : std::vector<float>{};
+    const auto choice = detail::choose_country(country ? country->classes() : std::vector<std::string>{}, probs,
+                                               formats, p.text, options.decode.preferred_country,
+                                               options.decode.country_prior);
+    p.country = choice.country;
+    p.country_confidence = choice.confidence;
+    p.format = choice.format ? choice.format->name : "";
   }
 };
 
@@ -235,6 +251,13 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
   auto reader = NeuralReader::load(impl->models_dir);
   if (!reader) return Error{reader.error()};
   impl->reader.emplace(std::move(*reader));
+  if (std::error_code ec; fs::exists(fs::path(impl->models_dir) / "country.onnx", ec)) {
+    auto country = CountryClassifier::load(impl->models_dir);
+    if (!country) return Error{country.error()};
+    impl->country.emplace(std::move(*country));
+  } else {
+    log(LogLevel::kInfo, "no country.onnx in " + impl->models_dir + ": countries from the plate formats alone");
+  }
   if (options.reader == ReaderKind::kTesseract) {
 #ifdef VIGIL_HAVE_TESSERACT
     auto t = TesseractReader::create();

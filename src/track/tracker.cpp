@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -277,18 +278,39 @@ struct PlateTracker::Impl {
     }
   }
 
+  // The country the reads saw (the plate's looks, frame after frame), each read's vote its country
+  // confidence, cut to a sixth for countries whose formats the voted text does not fit while others' do.
+  std::pair<std::string, float> vote_country(const std::vector<Plate>& reads, const std::string& text,
+                                             std::string by_format) const {
+    std::map<std::string, double> votes;
+    for (const Plate& r : reads)
+      if (!r.country.empty()) votes[r.country] += std::max(double(r.country_confidence), 0.01);
+    if (votes.empty()) return {std::move(by_format), by_format.empty() ? 0.0f : 1.0f};
+    const auto fitting = formats.match(text);
+    double total = 0;
+    for (auto& [country, v] : votes) {
+      const bool fits = std::any_of(fitting.begin(), fitting.end(), [&](const auto* f) { return f->country == country; });
+      if (!fitting.empty() && !fits) v /= 6.0;
+      total += v;
+    }
+    const auto best = std::max_element(votes.begin(), votes.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    return {best->first, float(best->second / total)};
+  }
+
   // The event of the track's current window, or nothing when it is too short or too unsure.
   std::optional<PlateEvent> window_event(const Track& tr) const {
     if (!tr.window_open() || tr.frames < options.min_frames) return std::nullopt;
     Decoded voted = vote_reads(tr.reads, formats, options.preferred_country, options.top_n);
     if (voted.text.empty() || voted.confidence < options.min_confidence) return std::nullopt;
+    if (!voted.fits_format && tr.frames < options.unfit_min_frames) return std::nullopt;
+    if (is_fragment(voted.text, tr.last_box, tr.last_seen)) return std::nullopt;
     PlateEvent ev;
     ev.id = make_uuid();
     ev.camera_id = options.camera_id;
     ev.text = std::move(voted.text);
     ev.confidence = voted.confidence;
-    ev.country = std::move(voted.country);
     ev.fits_format = voted.fits_format;
+    std::tie(ev.country, ev.country_confidence) = vote_country(tr.reads, ev.text, std::move(voted.country));
     ev.candidates = std::move(voted.candidates);
     ev.first_seen = tr.window_start;
     ev.last_seen = tr.last_seen;
@@ -308,10 +330,38 @@ struct PlateTracker::Impl {
     tr.thumbnail = cv::Mat();
   }
 
+  // Plates reported lately, for telling fragments of them from new plates.
+  struct Reported {
+    std::string text;
+    cv::Rect box;
+    double t = 0.0;
+  };
+  std::deque<Reported> reported;
+
+  bool is_fragment(const std::string& text, const cv::Rect& box, double t) const {
+    for (const Reported& r : reported) {
+      if (t - r.t > options.fragment_window_s || r.text.size() <= text.size() ||
+          r.text.find(text) == std::string::npos)
+        continue;
+      const cv::Point2d a = (box.tl() + box.br()) * 0.5, b = (r.box.tl() + r.box.br()) * 0.5;
+      if (cv::norm(a - b) <= 3.0 * std::max(r.box.width, 1)) return true;
+    }
+    return false;
+  }
+
+  void remember(const PlateEvent& ev) {
+    reported.push_back({ev.text, ev.box, ev.last_seen});
+    while (!reported.empty() && (reported.size() > 64 || ev.last_seen - reported.front().t > options.fragment_window_s))
+      reported.pop_front();
+  }
+
   // A track ends: its window is reported unless an earlier window of the same pass already was.
-  void finish(Track& tr, std::vector<PlateEvent>& events) const {
+  void finish(Track& tr, std::vector<PlateEvent>& events) {
     if (tr.emitted) return;
-    if (auto ev = window_event(tr)) events.push_back(std::move(*ev));
+    if (auto ev = window_event(tr)) {
+      remember(*ev);
+      events.push_back(std::move(*ev));
+    }
   }
 
   std::vector<PlateEvent> expire(double t) {
@@ -376,6 +426,7 @@ std::vector<PlateEvent> PlateTracker::update(const std::vector<Plate>& reads, do
   for (Track& tr : im.tracks) {
     if (!tr.window_open() || tr.last_seen - tr.window_start < im.options.max_track_s) continue;
     if (auto ev = im.window_event(tr)) {
+      im.remember(*ev);
       events.push_back(std::move(*ev));
       tr.emitted = true;
     }

@@ -110,6 +110,7 @@ std::string event_to_json(const PlateEvent& e, EventClock clock, const EvidenceP
   j["text"] = e.text;
   j["confidence"] = round_to(e.confidence, 1e4);
   j["country"] = nullable(e.country);
+  j["country_confidence"] = round_to(e.country_confidence, 1e4);
   j["fits_format"] = e.fits_format;
   j["candidates"] = candidates;
   if (clock == EventClock::kWall) {
