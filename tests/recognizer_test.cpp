@@ -250,6 +250,37 @@ TEST_F(ModelTest, EmptyAndDegenerateImagesGiveNoPlates) {
   EXPECT_NO_THROW(rec_->recognize(cv::Mat(3000, 20, CV_8UC3, cv::Scalar(0))));
 }
 
+TEST_F(ModelTest, ReadsNameTheirCountryAndReadsOutsideTheRegionAreLessSure) {
+  const cv::Mat img = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg");
+  ASSERT_FALSE(img.empty());
+  const auto r = rec_->recognize(img);
+  ASSERT_FALSE(r.plates.empty());
+  EXPECT_EQ(r.plates[0].text, "BR07AAC");
+  EXPECT_EQ(r.plates[0].country, "ro");
+  EXPECT_GT(r.plates[0].country_confidence, 0.3f);
+  EXPECT_LE(r.plates[0].country_confidence, 1.0f);
+  EXPECT_TRUE(r.plates[0].fits_format);
+
+  // A Czech-only deployment: the Romanian plate fits none of its formats. Still reported, flagged, at half
+  // its probability, and named after the only country the region has.
+  RecognizerOptions o;
+  o.region = *parse_region("eu", "cz");
+  auto czech = Recognizer::load(o);
+  ASSERT_TRUE(czech.ok()) << czech.error();
+  const auto c = czech->recognize(img);
+  ASSERT_FALSE(c.plates.empty());
+  EXPECT_FALSE(c.plates[0].fits_format);
+  EXPECT_NEAR(c.plates[0].confidence, 0.5f * c.plates[0].candidates[0].confidence, 1e-5f);
+  EXPECT_EQ(c.plates[0].country, "cz");
+  EXPECT_EQ(c.plates[0].format, "");
+
+  RecognizerOptions us;
+  us.decode.preferred_country = "us";
+  auto refused = Recognizer::load(us);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("--region"), std::string::npos) << refused.error();
+}
+
 TEST_F(ModelTest, GreyAndAlphaImagesAreAccepted) {
   const cv::Mat img = cv::imread(std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg");
   ASSERT_FALSE(img.empty());

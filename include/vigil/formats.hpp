@@ -121,8 +121,9 @@ struct DecodeOptions {
   // A format-fitting string is chosen over the unconstrained best read only when its probability is at
   // least this fraction of the unconstrained best's; below it the read is reported as fitting no format.
   float format_min_ratio = 0.01f;
-  // A read that fits no format of the deployment's region is reported with its confidence multiplied by
-  // this: it may be a foreign plate or a fragment, and must not look as sure as a fitting read.
+  // A plate whose read fits no format of the deployment's region is reported by the Recognizer with its
+  // confidence multiplied by this (decode() itself reports probabilities): it may be a foreign plate or a
+  // fragment, and must not look as sure as a fitting read.
   float no_format_factor = 0.5f;
 };
 
@@ -136,7 +137,7 @@ struct Candidate {
 
 struct Decoded {
   std::string text;          // the chosen read
-  float confidence = 0.0f;   // its probability (0..1), times no_format_factor when it fits no format
+  float confidence = 0.0f;   // its probability (0..1)
   std::string country;       // "" when it fits no format
   std::string format;        // format name, "" when none
   bool fits_format = false;  // false: kept, but flagged as fitting no known format

@@ -579,8 +579,6 @@ Decoded decode(const CtcOutput& out, const FormatSet& formats, const DecodeOptio
   result.country = top.country;
   result.format = top.format;
   result.fits_format = !top.country.empty();
-  if (!result.fits_format && !result.text.empty() && !formats.formats().empty())
-    result.confidence *= std::clamp(options.no_format_factor, 0.0f, 1.0f);
   // Per-character confidence from the single most probable alignment of the chosen text. For the
   // greedy read that alignment is the greedy path; for a layout's constrained-Viterbi string it is the
   // constrained path itself (a better alignment of the same string would have been a better path), so

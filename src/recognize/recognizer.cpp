@@ -192,6 +192,13 @@ struct Recognizer::Impl {
     return p;
   }
 
+  // After every arbitration between reads (which compares probabilities): a read fitting no format of the
+  // region is reported less sure.
+  void discount_unfit(Plate& p) const {
+    if (!p.fits_format && !p.text.empty() && !formats.formats().empty())
+      p.confidence *= std::clamp(options.decode.no_format_factor, 0.0f, 1.0f);
+  }
+
   // The country from the plate's looks and the formats its text fits (detail::choose_country).
   void name_country(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners, Plate& p) const {
     const std::vector<float> probs = country ? country->classify(bgr, corners) : std::vector<float>{};
@@ -276,6 +283,12 @@ std::vector<Detection> Recognizer::detect(const cv::Mat& bgr, bool with_weak) co
 }
 
 Plate Recognizer::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
+  Plate p = read_plate(bgr, corners);
+  impl_->discount_unfit(p);
+  return p;
+}
+
+Plate Recognizer::read_plate(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
   Plate p = impl_->read(bgr, corners);
   p.corners = corners;
   float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
@@ -302,13 +315,14 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
   r.ms.detect_ms = ms_since(t0);
   const auto t1 = Clock::now();
   for (const auto& d : detections) {
-    Plate p = read(image, d.corners);
+    Plate p = read_plate(image, d.corners);
     p.box = d.box;
     if (d.other_corners) {
-      Plate close_up = read(image, *d.other_corners);
+      Plate close_up = read_plate(image, *d.other_corners);
       if (detail::close_up_wins(p, close_up))
         p = std::move(close_up);  // its box from its own corners
     }
+    impl_->discount_unfit(p);
     p.detection_confidence = d.score;
     if (p.text.empty() || p.confidence < impl_->options.min_confidence) continue;
     if (d.weak && !impl_->confirms(p)) continue;
