@@ -586,6 +586,30 @@ TEST_F(CliTest, ReadAnnotateIntoTheInputFolderLeavesThePhotosAlone) {
   EXPECT_EQ(files, 3u);  // the photo and two annotated copies
 }
 
+TEST_F(CliTest, ReadRegionAndCountriesAreCheckedAndSaySo) {
+  const std::string image = write_image("car.jpg", 320, 240);
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--countries", "cz,xx"}, "unknown country 'xx'"},
+           {{"--countries", "cz:0"}, "weight must be a number > 0"},
+           {{"--region", "asia"}, "--region"},
+           {{"--country", "us"}, "--region all"}}) {
+    auto full = std::vector<std::string>{"read"};
+    full.insert(full.end(), args.begin(), args.end());
+    full.push_back(image);
+    const auto bad = run_vigil(full);
+    EXPECT_EQ(bad.status, 2) << bad;
+    EXPECT_TRUE(contains(bad.err, says)) << says << "\n" << bad;
+  }
+  for (const std::vector<std::string> args : {std::vector<std::string>{"--region", "americas", "--country", "us"},
+                                             std::vector<std::string>{"--countries", "cz:4,sk:2,UK"}}) {
+    auto full = std::vector<std::string>{"read", "--json"};
+    full.insert(full.end(), args.begin(), args.end());
+    full.push_back(image);
+    const auto ok = run_vigil(full);
+    EXPECT_EQ(ok.status, 0) << ok;
+  }
+}
+
 TEST_F(CliTest, ReadCountryMustBeKnown) {
   const std::string image = write_image("car.jpg", 320, 240);
   const auto bad = run_vigil({"read", "--country", "xx", image});
