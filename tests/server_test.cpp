@@ -353,6 +353,8 @@ TEST_P(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
   bad_confidence["confidence"] = 2;
   json bad_candidates = json::parse(good);
   bad_candidates["candidates"] = {{{"text", "X"}, {"score", 1}}};
+  json bad_country_confidence = json::parse(good);
+  bad_country_confidence["country_confidence"] = "sure";
   const std::string big(260 * 1024, ' ');  // over the fixture's sightings_max_bytes
   std::vector<std::string> many;
   for (int i = 0; i < 51; ++i) many.push_back(event("m" + std::to_string(i), "A1", "5XY6789"));
@@ -378,6 +380,8 @@ TEST_P(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
            {batch({good, bad_text.dump()}), "application/json", 400, "sightings[1].text"},
            {batch({bad_confidence.dump()}), "application/json", 400, "sightings[0].confidence"},
            {batch({bad_candidates.dump()}), "application/json", 400, "candidates[0].score: unknown field"},
+           {batch({bad_country_confidence.dump()}), "application/json", 400,
+            "sightings[0].country_confidence: expected a number"},
            {batch({good}), "text/plain", 415, "application/json"},
            {batch({good}) + big, "application/json", 413, "over the limit"},
            {batch(many), "application/json", 413, "at most 50"},
@@ -387,8 +391,10 @@ TEST_P(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
     EXPECT_NE(r.j.value("error", "").find(c.expect), std::string::npos) << r;
   }
   EXPECT_EQ(stored_sightings(), 0u);
-  // The server is still fine.
-  EXPECT_EQ(as("camera", "POST", "/api/sightings", batch({good})).status, 200);
+  // The server is still fine, and takes a `vigil watch` event line as it is (country_confidence included).
+  json with_country = json::parse(good);
+  with_country["country_confidence"] = 0.93;
+  EXPECT_EQ(as("camera", "POST", "/api/sightings", batch({with_country.dump()})).status, 200);
 }
 
 // A JPEG of w x h pixels: flat grey, or noise (which compresses badly: large files).

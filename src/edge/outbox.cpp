@@ -61,6 +61,9 @@ std::string event_to_sighting_json(const PlateEvent& event, EventClock clock, do
                                    std::size_t image_max_bytes, int jpeg_quality) {
   json j = json::parse(event_to_json(event, clock));
   j.erase("evidence");  // local file paths mean nothing to the server; the images travel inline
+  // Servers before this field refuse unknown fields for good: a camera box updated first must not lose
+  // its events to them, and the registry does not use it.
+  j.erase("country_confidence");
   j["time"] = iso8601_utc(clock == EventClock::kWall ? event.last_seen : produced);
   if (image_max_bytes > 0) {
     json images = json::object();

@@ -361,9 +361,9 @@ bool read_query(Call& c, SightingQuery& q, bool newest = false) {
 std::optional<Sighting> parse_sighting(const json& j, const std::string& at, std::size_t image_max,
                                        std::string& error) {
   Fields f(j, at);
-  f.only({"id", "camera_id", "time", "text", "confidence", "country", "fits_format", "candidates",
-          "first_seen", "last_seen", "first_seen_s", "last_seen_s", "frames", "direction", "box", "evidence",
-          "images"});
+  f.only({"id", "camera_id", "time", "text", "confidence", "country", "country_confidence", "fits_format",
+          "candidates", "first_seen", "last_seen", "first_seen_s", "last_seen_s", "frames", "direction", "box",
+          "evidence", "images"});
   Sighting s;
   s.event_id = f.text("id", true, 128);
   s.camera_id = f.text("camera_id", true, 64);
@@ -371,6 +371,7 @@ std::optional<Sighting> parse_sighting(const json& j, const std::string& at, std
   s.read.confidence = static_cast<float>(f.number("confidence", true));
   s.read.country = f.text("country", false, 8, true);
   s.read.fits_format = f.boolean("fits_format");
+  if (f.ok() && f.has("country_confidence")) f.number("country_confidence", true);  // checked, not stored
   std::string time_text;
   if (f.ok() && f.has("time")) {
     time_text = f.text("time", true, 64);
