@@ -165,7 +165,8 @@ class Recognizer {
   struct Impl;
   explicit Recognizer(std::unique_ptr<Impl> impl);
   Recognition recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions) const;
-  Plate read_plate(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const;  // read() undiscounted
+  // read() before its country and discount: what the arbitration between reads of one plate compares
+  Plate read_plate(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -188,14 +188,15 @@ struct Recognizer::Impl {
 #else
     Plate p = read_neural(bgr, corners);
 #endif
-    if (!p.text.empty()) name_country(bgr, corners, p);
     return p;
   }
 
-  // After every arbitration between reads (which compares probabilities): a read fitting no format of the
-  // region is reported less sure.
-  void discount_unfit(Plate& p) const {
-    if (!p.fits_format && !p.text.empty() && !formats.formats().empty())
+  // Once the read of a plate is chosen (the arbitration between reads compares probabilities and texts):
+  // its country, from its looks along its corners, and a discount when it fits no format of the region.
+  void finish_read(const cv::Mat& bgr, Plate& p) const {
+    if (p.text.empty()) return;
+    name_country(bgr, p.corners, p);
+    if (!p.fits_format && !formats.formats().empty())
       p.confidence *= std::clamp(options.decode.no_format_factor, 0.0f, 1.0f);
   }
 
@@ -284,7 +285,7 @@ std::vector<Detection> Recognizer::detect(const cv::Mat& bgr, bool with_weak) co
 
 Plate Recognizer::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
   Plate p = read_plate(bgr, corners);
-  impl_->discount_unfit(p);
+  impl_->finish_read(bgr, p);
   return p;
 }
 
@@ -322,7 +323,7 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
       if (detail::close_up_wins(p, close_up))
         p = std::move(close_up);  // its box from its own corners
     }
-    impl_->discount_unfit(p);
+    impl_->finish_read(image, p);
     p.detection_confidence = d.score;
     if (p.text.empty() || p.confidence < impl_->options.min_confidence) continue;
     if (d.weak && !impl_->confirms(p)) continue;
