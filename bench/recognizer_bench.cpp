@@ -32,19 +32,19 @@ const vigil::Recognizer& recognizer() {
 
 // The same without the close-up pass: what that pass costs.
 const vigil::Recognizer& recognizer_without_close_up() {
-  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.detector.close_up = false; });
+  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.skip = {"close-up"}; });
   return rec;
 }
 
 // The same without levelling tilted plates: what that pass costs.
 const vigil::Recognizer& recognizer_without_level() {
-  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.level_above = 0; });
+  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.skip = {"level"}; });
   return rec;
 }
 
 // The same without the second look at small images: what that pass costs.
 const vigil::Recognizer& recognizer_without_second_scale() {
-  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.detector.second_scale = false; });
+  static const auto rec = load_changed([](vigil::RecognizerOptions& o) { o.skip = {"second-scale"}; });
   return rec;
 }
 

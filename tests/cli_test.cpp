@@ -384,7 +384,7 @@ TEST_F(CliTest, HelpListsTheSubcommandsAndTheirFlags) {
   const auto read = run_vigil({"read", "--help"});
   EXPECT_EQ(read.status, 0) << read;
   for (const char* flag : {"--json", "--annotate", "--min-confidence", "--country", "--models", "--reader",
-                           "--no-close-up", "--no-refine", "--no-level", "--no-second-scale", "--profile"})
+                           "--skip", "--explain", "--profile"})
     EXPECT_TRUE(contains(read.out, flag)) << flag << "\n" << read;
 }
 
@@ -945,3 +945,34 @@ TEST_F(CliTest, BenchSplitSuffixPicksThePart) {
 }
 
 }  // namespace
+
+// --skip takes pass names and refuses others, naming them all; --explain shows, per plate, the passes that
+// produced or changed it and, per image, what each pass cost.
+TEST_F(CliTest, ReadSkipsPassesByNameAndExplainsThem) {
+  const auto bad = run_vigil({"read", "--skip", "tiles,zoom", write_image("car.jpg", 320, 240)});
+  EXPECT_EQ(bad.status, 2) << bad;
+  EXPECT_TRUE(contains(bad.err, "unknown pass 'zoom'")) << bad;
+  EXPECT_TRUE(contains(bad.err, "close-up-corners")) << bad;
+  const std::string sample = std::string(VIGIL_SOURCE_DIR) + "/samples/ro-dashcam-close.jpg";
+  const auto plain = run_vigil({"read", "--json", sample});
+  ASSERT_EQ(plain.status, 0) << plain;
+  EXPECT_FALSE(contains(plain.out, "\"passes\"")) << plain;
+  const auto explained = run_vigil({"read", "--json", "--explain", sample});
+  ASSERT_EQ(explained.status, 0) << explained;
+  const auto j = nlohmann::json::parse(explained.out);
+  ASSERT_FALSE(j["plates"].empty()) << explained;
+  EXPECT_EQ(j["plates"][0]["passes"][0], "full") << explained;
+  std::vector<std::string> timed;
+  for (const auto& t : j["passes"]) {
+    EXPECT_GE(t["ms"].get<double>(), 0.0);
+    EXPECT_GE(t["runs"].get<int>(), 1);
+    timed.push_back(t["pass"]);
+  }
+  for (const char* pass : {"full", "read", "country"})
+    EXPECT_NE(std::find(timed.begin(), timed.end(), pass), timed.end()) << pass << "\n" << explained;
+  // Skipped, a pass neither runs nor marks a plate.
+  const auto skipped = run_vigil({"read", "--json", "--explain", "--skip", "level,refine,close-up", sample});
+  ASSERT_EQ(skipped.status, 0) << skipped;
+  for (const char* pass : {"\"level\"", "\"refine\"", "\"close-up\""})
+    EXPECT_FALSE(contains(skipped.out, pass)) << pass << "\n" << skipped;
+}

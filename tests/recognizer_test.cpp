@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -13,7 +14,7 @@
 
 #include "detect/detector.hpp"
 #include "read/reader.hpp"
-#include "recognize/second_look.hpp"
+#include "recognize/passes.hpp"
 #include "vigil/recognizer.hpp"
 #include "vigil/video.hpp"
 
@@ -78,11 +79,11 @@ TEST(SecondLook, WhenAndWhichReadIsKept) {
       {"country":"us","name":"generic","pattern":"[0-9A-Z]{2,8}","example":"ABC123","prior":0.2}]})");
   ASSERT_TRUE(formats.ok()) << formats.error();
   const auto read = [&](const std::string& text, float confidence) { return read_of(*formats, text, confidence); };
-  using detail::second_look_wins;
-  using detail::wants_second_look;
-  EXPECT_EQ(detail::fit_level(read("2348XR25", 0.9f), *formats), 2);
-  EXPECT_EQ(detail::fit_level(read("2348XR2", 0.9f), *formats), 1);
-  EXPECT_EQ(detail::fit_level(read("#", 0.9f), *formats), 0);
+  using recognize::second_look_wins;
+  using recognize::wants_second_look;
+  EXPECT_EQ(recognize::fit_level(read("2348XR25", 0.9f), *formats), 2);
+  EXPECT_EQ(recognize::fit_level(read("2348XR2", 0.9f), *formats), 1);
+  EXPECT_EQ(recognize::fit_level(read("#", 0.9f), *formats), 0);
 
   // A sure read of a specific layout needs no second look; an unsure one, or one fitting only the
   // catch-all however sure, does.
@@ -110,7 +111,7 @@ TEST(SecondLook, OneLineOrTwo) {
       {"country":"us","name":"generic","pattern":"[0-9][0-9A-Z]{1,7}|[A-Z]{1,7}[0-9][0-9A-Z]{0,6}","example":"ABC123","prior":0.2}]})");
   ASSERT_TRUE(formats.ok()) << formats.error();
   const auto read = [&](const std::string& text, float confidence) { return read_of(*formats, text, confidence); };
-  using detail::two_line_wins;
+  using recognize::two_line_wins;
   // A fitting read beats one fitting nothing...
   EXPECT_TRUE(two_line_wins(read("NEILDMND", 0.4f), read("OC948SK", 0.1f)));
   EXPECT_FALSE(two_line_wins(read("OC948SK", 0.1f), read("NEILDMND", 0.9f)));
@@ -131,7 +132,7 @@ TEST(SecondLook, CloseUpOrFullPass) {
       {"country":"us","name":"generic","pattern":"[0-9][0-9A-Z]{1,7}|[A-Z]{1,7}[0-9][0-9A-Z]{0,6}","example":"ABC123","prior":0.2}]})");
   ASSERT_TRUE(formats.ok()) << formats.error();
   const auto read = [&](const std::string& text, float confidence) { return read_of(*formats, text, confidence); };
-  using detail::close_up_wins;
+  using recognize::close_up_wins;
   // The full pass boxes a piece of a plate too large for it and reads that surely: the whole read wins.
   EXPECT_TRUE(close_up_wins(read("K17965", 0.97f), read("K179658", 0.6f)));
   EXPECT_TRUE(close_up_wins(read("B07AA", 0.95f), read("B07AAC", 0.5f)));
@@ -408,7 +409,7 @@ TEST_F(ModelTest, WeakDetectionsCountOnlyWhenTheReaderConfirmsAPlate) {
 
 TEST_F(ModelTest, SecondLookKeepsTheBetterOfTheTwoReads) {
   RecognizerOptions off;
-  off.second_look = false;
+  off.skip = {"wider-crop"};
   auto once = Recognizer::load(off);
   ASSERT_TRUE(once.ok()) << once.error();
   const fs::path samples = fs::path(VIGIL_SOURCE_DIR) / "samples";
@@ -420,7 +421,7 @@ TEST_F(ModelTest, SecondLookKeepsTheBetterOfTheTwoReads) {
     // The same detections read with and without the second look.
     for (const auto& d : rec_->detect(img)) {
       const Plate twice = rec_->read(img, d.corners), first = once->read(img, d.corners);
-      const bool sure = first.fits_format && first.confidence >= detail::kSureRead;
+      const bool sure = first.fits_format && first.confidence >= recognize::kSureRead;
       const bool extends = twice.text.size() > first.text.size() &&
                            (twice.text.starts_with(first.text) || twice.text.ends_with(first.text));
       // An uncertain read is replaced only by a better one; a sure one only by an extension of it.
@@ -480,7 +481,7 @@ TEST_F(ModelTest, TiltedPlatesAreLevelledBeforeReading) {
   const CloseUp c = close_up(*rec_);
   ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
   RecognizerOptions no_level;
-  no_level.level_above = 0;
+  no_level.skip = {"level"};
   auto unlevelled = Recognizer::load(no_level);
   ASSERT_TRUE(unlevelled.ok()) << unlevelled.error();
   const cv::Point2f centre(c.plate.x + c.plate.width / 2.0f, c.plate.y + c.plate.height / 2.0f);
@@ -542,7 +543,7 @@ TEST_F(ModelTest, SmallPlateInALargePhotoIsFoundByTheTilePass) {
   ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
   // The plate 40 px wide (10 px tall) in a 4000x3000 photo, at two places.
   RecognizerOptions no_tiles, coarse_tiles;
-  no_tiles.detector.tiles = false;
+  no_tiles.skip = {"tiles"};
   coarse_tiles.detector.smallest_plate = 120;
   const Recognizer untiled = load_with(no_tiles), coarse = load_with(coarse_tiles);
   for (const cv::Point at : {cv::Point(1500, 1200), cv::Point(3000, 2200)}) {
@@ -561,7 +562,7 @@ TEST_F(ModelTest, PlateFillingThePictureIsFoundByTheCloseUpPass) {
   ASSERT_FALSE(c.img.empty());
   ASSERT_GT(c.plate.area(), 0) << "the upright sample is not read";
   RecognizerOptions no_close_up;
-  no_close_up.detector.close_up = false;
+  no_close_up.skip = {"close-up"};
   const Recognizer full_pass_only = load_with(no_close_up);
   // Crops of the plate with a margin of 5% and 30% of its size on each side, as users send them: the
   // plate fills 91% and 63% of the picture's width.
@@ -590,10 +591,8 @@ TEST_F(ModelTest, SmallImagesAreLookedAtTwice) {
   ASSERT_FALSE(sample.empty());
   auto options = [](bool second_scale, int input_size, float threshold) {
     RecognizerOptions o;
-    o.refine_below = 0;  // the detector's own corners and scores
-    o.level_above = 0;
-    o.detector.close_up = false;
-    o.detector.second_scale = second_scale;
+    o.skip = {"refine", "level", "close-up"};  // the detector's own corners and scores
+    if (!second_scale) o.skip.push_back("second-scale");
     o.detector.input_size = input_size;
     o.detector.score_threshold = threshold;
     return o;
@@ -659,7 +658,7 @@ TEST_F(ModelTest, SmallPlateIsLocatedAgainBeforeItIsRead) {
   // The plate 52 px wide (13 px tall) in a 1280 px square photo: the full pass sees it 21 network pixels
   // wide, and its corners are too coarse to read it from.
   RecognizerOptions coarse;
-  coarse.refine_below = 0;
+  coarse.skip = {"refine"};
   const Recognizer unrefined = load_with(coarse);
   int refined_reads = 0, unrefined_reads = 0;
   for (const cv::Point at : {cv::Point(340, 380), cv::Point(300, 300), cv::Point(500, 200)}) {
@@ -681,15 +680,15 @@ TEST(Profiles, ParseApplyAndName) {
   EXPECT_STREQ(to_string(Profile::kEdge), "edge");
   RecognizerOptions o;
   apply_profile(Profile::kDefault, o);
-  EXPECT_TRUE(o.detector.tiles);
-  EXPECT_GT(o.max_weak_reads, 0);
-  EXPECT_TRUE(o.second_look);
-  EXPECT_GT(o.refine_below, 0);
+  EXPECT_TRUE(o.skip.empty());
+  EXPECT_EQ(profile_passes(Profile::kDefault), recognition_passes());
+  o.skip = {"tiles"};
   apply_profile(Profile::kEdge, o);
-  EXPECT_FALSE(o.detector.tiles);
-  EXPECT_EQ(o.max_weak_reads, 0);
-  EXPECT_FALSE(o.second_look);
-  EXPECT_EQ(o.refine_below, 0);
+  // The edge profile runs its own list: every other pass is skipped, once.
+  const std::vector<std::string> edge_skips{"second-scale", "tiles", "close-up", "refine", "wider-crop", "weak"};
+  EXPECT_EQ(std::set<std::string>(o.skip.begin(), o.skip.end()),
+            std::set<std::string>(edge_skips.begin(), edge_skips.end()));
+  EXPECT_EQ(o.skip.size(), edge_skips.size());
   StreamOptions s;
   s.motion.enabled = false;
   apply_profile(Profile::kEdge, s);

@@ -20,7 +20,7 @@ struct BenchFlags {
   std::string split = "all";
   double test_fraction = 0.2;
   std::uint64_t seed = 0;
-  bool json = false, gt_crops = false;
+  bool json = false, gt_crops = false, passes = false;
   int limit = 0;
   double iou = 0.5;  // overlap a detection needs with a ground-truth box to count as finding it
   double min_plate_width = 0;  // ground-truth plates narrower (pixels) are left out of every figure
@@ -45,6 +45,20 @@ struct SetResult {
   // (confidence, correct) of every read matched to a plate with a text, to choose a min-confidence.
   std::vector<std::pair<float, bool>> reads;
   std::vector<std::string> errors;  // "<image>: want X got Y"
+  // Per recognition pass, in the order passes first ran: its time over the set, and the reported plates it
+  // produced or changed (Plate::passes), with how many of those matched a labelled plate and read it right.
+  struct PassStat {
+    std::string name;
+    double ms = 0;
+    std::size_t runs = 0, images = 0, plates = 0, labelled = 0, exact = 0;
+  };
+  std::vector<PassStat> passes;
+  PassStat& pass(const std::string& name) {
+    for (auto& p : passes)
+      if (p.name == name) return p;
+    passes.push_back({name});
+    return passes.back();
+  }
 };
 
 // A detection overlapping a ground-truth plate left out (--min-plate-width) by this much is on that plate.
@@ -118,6 +132,14 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
       det_ms = r.ms.detect_ms;
       read_ms = r.ms.read_ms;
       reads = std::move(r.plates);
+      for (const auto& t : r.passes) {
+        auto& stat = s.pass(t.name);
+        stat.ms += t.ms;
+        stat.runs += t.runs;
+        ++stat.images;
+      }
+      for (const auto& p : reads)
+        for (const auto& name : p.passes) ++s.pass(name).plates;
     }
     std::vector<cv::Rect> dets;
     for (const auto& p : reads) dets.push_back(p.box);
@@ -162,6 +184,11 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
       for (const auto& c : p.candidates) in_top |= c.text == want;
       s.topn += in_top || ok;
       s.reads.emplace_back(p.confidence, ok);
+      for (const auto& name : p.passes) {
+        auto& stat = s.pass(name);
+        ++stat.labelled;
+        stat.exact += ok;
+      }
       if (!ok) s.errors.push_back(item.path + ": want " + want + " got " + p.text);
     }
     // Detections no kept plate claimed are left out too when they are narrower than the plates counted or
@@ -203,6 +230,19 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
 
 double pct(std::size_t a, std::size_t b) { return b ? 100.0 * a / b : 0.0; }
 
+nlohmann::json passes_json(const SetResult& s) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : s.passes)
+    out.push_back({{"pass", p.name},
+                   {"ms_per_image", s.images ? p.ms / s.images : 0.0},
+                   {"images", p.images},
+                   {"runs", p.runs},
+                   {"plates", p.plates},
+                   {"plates_labelled", p.labelled},
+                   {"plates_exact", p.exact}});
+  return out;
+}
+
 nlohmann::json to_json(const SetResult& s, double match_iou) {
   nlohmann::json sweep = nlohmann::json::array();
   for (float t : {0.0f, 0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 0.7f, 0.9f}) {
@@ -235,6 +275,7 @@ nlohmann::json to_json(const SetResult& s, double match_iou) {
             {"total_median", median(s.total_ms)}, {"total_p95", percentile(s.total_ms, 0.95)}}},
           {"images_per_s", s.seconds > 0 ? s.images / s.seconds : 0.0},
           {"confidence_sweep", sweep},
+          {"passes", passes_json(s)},
           {"errors", s.errors}};
 }
 
@@ -280,6 +321,13 @@ int run(const BenchFlags& f) {
       if (s.country_labelled)
         std::printf("  country right: %.1f%% of %zu plates with a labelled country\n",
                     pct(s.country_right, s.country_labelled), s.country_labelled);
+      if (f.passes && !s.passes.empty()) {
+        std::printf("  %-18s %10s %8s %8s %8s %14s\n", "pass", "ms/image", "images", "runs", "plates",
+                    "labelled/exact");
+        for (const auto& p : s.passes)
+          std::printf("  %-18s %10.2f %8zu %8zu %8zu %7zu/%-6zu\n", p.name.c_str(), s.images ? p.ms / s.images : 0.0,
+                      p.images, p.runs, p.plates, p.labelled, p.exact);
+      }
       if (s.ignored_plates)
         std::printf("  %zu plate(s) narrower than %g px left out\n", s.ignored_plates, f.min_plate_width);
       if (s.read_elsewhere)
@@ -318,7 +366,10 @@ void register_bench(CLI::App& app, int& exit_code) {
                   "Leave out ground-truth plates narrower than this many pixels (and detections of them): "
                   "recall over the plate sizes a camera is set up for")
       ->check(CLI::Range(0.0, 10000.0));
-  sub->add_flag("--json", f->json, "Results as JSON (with per-plate errors and a confidence sweep)");
+  sub->add_flag("--json", f->json, "Results as JSON (with per-plate errors, a confidence sweep and per-pass costs)");
+  sub->add_flag("--passes", f->passes,
+                "Also print what each recognition pass cost (ms per image, runs) and the plates it produced or "
+                "changed (of them matched to a labelled plate / read exactly)");
   f->rec.add_to(*sub);
   sub->callback([f, &exit_code] { exit_code = run(*f); });
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -43,29 +44,20 @@ void RecognizerFlags::add_to(CLI::App& app) {
                  "Detector scores from here up to --detect-threshold count only when the read fits a plate "
                  "format with confidence >= 0.5 (default: the model's; >= --detect-threshold: off)");
   app.add_option("--input-size", input_size, "Detector input long side in pixels (default: the model's)");
-  app.add_flag("--no-tiles", no_tiles, "Do not search large images in tiles for small plates");
+  std::string passes;
+  for (const auto& n : recognition_passes()) passes += (passes.empty() ? "" : ", ") + n;
+  app.add_option("--skip", skip,
+                 "Recognition passes not to run, comma-separated (faster, fewer plates found or read right; "
+                 "docs/recognition.md says what each costs and gains): " + passes);
   app.add_option("--smallest-plate", smallest_plate,
                  "Width in pixels of the smallest plate to find in large images: sizes the tiles they are "
                  "searched in (smaller finds smaller plates, slower; default " +
                      std::to_string(DetectorOptions{}.smallest_plate) + ")")
       ->check(CLI::Range(8, 4000));
-  app.add_flag("--no-close-up", no_close_up,
-               "Do not search the image shrunk into a wider frame for plates that fill much of the picture "
-               "(close-ups, plate crops; faster)");
-  app.add_flag("--no-second-scale", no_second_scale,
-               "Do not look at small images (long side up to the detector's input size) a second time, "
-               "enlarged, to find their faint plates (faster)");
-  app.add_flag("--no-second-look", no_second_look,
-               "Do not read uncertain plates again from a wider crop (faster, fewer exact reads)");
-  app.add_flag("--no-refine", no_refine,
-               "Do not locate small plates again in a zoomed-in window before reading them (faster)");
-  app.add_flag("--no-level", no_level,
-               "Do not locate tilted plates again in a window turned to level them before reading them "
-               "(faster on tilted plates, fewer exact reads)");
   app.add_option("--profile", profile,
-                 "Speed/accuracy profile: default, or edge for small CPUs (no tile, close-up or second-scale "
-                 "passes; in video, motion gating and detection only where something moved or a track is "
-                 "open)")
+                 "Speed/accuracy profile: default (every pass), or edge for small CPUs (only the full, level, "
+                 "two-line and close-up-corners passes; in video, motion gating and detection only where "
+                 "something moved or a track is open)")
       ->check(CLI::IsMember({"default", "edge"}))
       ->capture_default_str();
 }
@@ -86,13 +78,20 @@ Result<RecognizerOptions> RecognizerFlags::to_options() const {
   o.detector.score_threshold = detect_threshold;
   o.detector.input_size = input_size;
   o.weak_threshold = weak_threshold;
-  if (no_tiles) o.detector.tiles = false;
-  if (no_close_up) o.detector.close_up = false;
-  if (no_second_scale) o.detector.second_scale = false;
   if (smallest_plate > 0) o.detector.smallest_plate = smallest_plate;
-  if (no_second_look) o.second_look = false;
-  if (no_refine) o.refine_below = 0;
-  if (no_level) o.level_above = 0;
+  std::stringstream names(skip);
+  for (std::string name; std::getline(names, name, ',');) {
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (name.empty()) continue;
+    const auto& known = recognition_passes();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+      return Error{"--skip: unknown pass '" + name + "' (the passes: " + list + ")"};
+    }
+    if (std::find(o.skip.begin(), o.skip.end(), name) == o.skip.end()) o.skip.push_back(name);
+  }
   return o;
 }
 

@@ -21,13 +21,8 @@ struct RecognizerFlags {
   float detect_threshold = -1.0f;
   float weak_threshold = -1.0f;
   float country_weight = -1.0f;  // < 0: the library's default
-  bool no_tiles = false;
-  bool no_close_up = false;
-  bool no_second_scale = false;
+  std::string skip;  // --skip: comma-separated pass names
   int smallest_plate = 0;
-  bool no_second_look = false;
-  bool no_refine = false;
-  bool no_level = false;
   void add_to(CLI::App& app);
   Result<RecognizerOptions> to_options() const;
   Profile profile_value() const { return profile == "edge" ? Profile::kEdge : Profile::kDefault; }

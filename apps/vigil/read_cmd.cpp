@@ -17,6 +17,7 @@ namespace {
 struct ReadFlags {
   std::vector<std::string> inputs;
   bool json = false;
+  bool explain = false;
   std::string annotate_dir;
   // From `vigil bench --json` over the held-out openalpr-us, openalpr-br and plates-fr test parts: 0.20
   // keeps every exact read that 0.10 keeps (64 of 98) and drops 4 wrong ones (precision 0.80 -> 0.84,
@@ -25,7 +26,7 @@ struct ReadFlags {
   RecognizerFlags rec;
 };
 
-nlohmann::json plate_json(const Plate& p) {
+nlohmann::json plate_json(const Plate& p, bool explain) {
   nlohmann::json corners = nlohmann::json::array();
   for (const auto& c : p.corners)
     corners.push_back({std::round(c.x * 10.0) / 10, std::round(c.y * 10.0) / 10});
@@ -33,7 +34,7 @@ nlohmann::json plate_json(const Plate& p) {
   for (const auto& c : p.candidates)
     cands.push_back({{"text", c.text}, {"confidence", std::round(c.confidence * 1e4) / 1e4},
                      {"country", c.country.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.country)}});
-  return {{"text", p.text},
+  nlohmann::json j = {{"text", p.text},
           {"confidence", std::round(p.confidence * 1e4) / 1e4},
           {"country", p.country.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.country)},
           {"country_confidence", std::round(p.country_confidence * 1e4) / 1e4},
@@ -44,6 +45,8 @@ nlohmann::json plate_json(const Plate& p) {
           {"box", {p.box.x, p.box.y, p.box.width, p.box.height}},
           {"corners", corners},
           {"candidates", cands}};
+  if (explain) j["passes"] = p.passes;
+  return j;
 }
 
 std::string same_file_key(const std::string& path) {
@@ -137,7 +140,7 @@ int run(const ReadFlags& f) {
     }
     if (f.json) {
       nlohmann::json plates = nlohmann::json::array();
-      for (const auto& p : r.plates) plates.push_back(plate_json(p));
+      for (const auto& p : r.plates) plates.push_back(plate_json(p, f.explain));
       nlohmann::json j = {{"image", path},
                           {"width", img.image.cols},
                           {"height", img.image.rows},
@@ -147,6 +150,12 @@ int run(const ReadFlags& f) {
                             {"read", std::round(r.ms.read_ms * 100) / 100},
                             {"total", std::round(r.ms.total_ms * 100) / 100}}},
                           {"error", img.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(img.error)}};
+      if (f.explain) {
+        nlohmann::json passes = nlohmann::json::array();
+        for (const auto& t : r.passes)
+          passes.push_back({{"pass", t.name}, {"ms", std::round(t.ms * 100) / 100}, {"runs", t.runs}});
+        j["passes"] = passes;
+      }
       // Replace, not throw, on file names that are not UTF-8 (Latin-1 names from old cameras).
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else if (img.error.empty()) {
@@ -191,6 +200,9 @@ void register_read(CLI::App& app, int& exit_code) {
   sub->add_option("inputs", f->inputs, "Image files, folders (searched recursively) or - for paths on stdin")
       ->required();
   sub->add_flag("--json", f->json, "One JSON object per input per line");
+  sub->add_flag("--explain", f->explain,
+                "With --json: each plate lists the passes that produced or changed it, each image what each "
+                "pass cost");
   sub->add_option("--annotate", f->annotate_dir, "Write copies of the images with plates drawn into this folder");
   sub->add_option("--min-confidence", f->min_confidence, "Drop plates read with less confidence (0..1)")
       ->check(CLI::Range(0.0, 1.0))

@@ -30,21 +30,12 @@ struct DetectorOptions {
   float nms_iou = -1.0f;          // boxes overlapping more than this (IoU) are merged; < 0: model default
   int input_size = 0;             // long side of the network input in pixels; 0: model default (512)
   // Large images are also searched in overlapping tiles at a higher resolution so small plates are
-  // found: tiles sized so a plate smallest_plate pixels wide is big enough for the network, searched when
-  // the image's long side exceeds tile_min_long_side pixels and the full pass would see such a plate
-  // too small.
-  bool tiles = true;
+  // found (the "tiles" pass): tiles sized so a plate smallest_plate pixels wide is big enough for the
+  // network, searched when the image's long side exceeds tile_min_long_side pixels and the full pass would
+  // see such a plate too small.
   int tile_min_long_side = 1280;  // pixels: 1280x720 video frames run one pass; larger photos are tiled
   int smallest_plate = 40;        // pixels wide, in the image
   int max_plates = 32;            // per image
-  // Plates filling much of the picture (close-ups, plate crops) are too large for the full pass; a
-  // close-up pass over the image shrunk into a wider frame finds them.
-  bool close_up = true;
-  // Small images (long side at most the network input size: the full pass enlarges them) are looked at a
-  // second time, enlarged 1.5 times more, and each plate's score is the mean of its two looks: looks that
-  // agree are surer than one, so the faint plates of a 320x240 street photo one look leaves below the
-  // threshold are found, without the false boxes a lower threshold brings.
-  bool second_scale = true;
 };
 
 enum class ReaderKind { kNeural, kTesseract };
@@ -59,39 +50,43 @@ struct RecognizerOptions {
   // format; the US and Brazilian layouts are Region{"americas"}). decode.preferred_country must be in it.
   Region region;
   float min_confidence = 0.0f;  // plates whose read confidence is below this are dropped (0..1)
-  // Weak detections: detector scores from weak_threshold up to the detector's threshold are read too,
-  // and kept only when the reader confirms a plate (a read fitting a known format with at least
-  // weak_min_confidence). Recovers plates the detector is unsure of (small, dirty, unusual) without the
-  // false boxes a lower detector threshold brings. weak_threshold < 0: the model's recommendation
-  // (detector.json "weak_threshold"); at or above the detector threshold: off.
+  // Recognition passes not to run, by name (see recognition_passes() and docs/recognition.md): proposal
+  // passes "full", "second-scale", "tiles", "close-up"; corner refiners "refine", "level"; read variants
+  // "two-line", "wider-crop", "close-up-corners", "weak". Unknown names fail Recognizer::load.
+  std::vector<std::string> skip;
+  // The "weak" pass: detector scores from weak_threshold up to the detector's threshold are read too, and
+  // kept only when the reader confirms a plate (a read fitting a known format with at least
+  // weak_min_confidence). weak_threshold < 0: the model's recommendation (detector.json
+  // "weak_threshold"); at or above the detector threshold: no weak detections.
   float weak_threshold = -1.0f;
   float weak_min_confidence = 0.5f;
-  // An uncertain read (below 0.9, or fitting no format) is read again from a wider crop around the
-  // detected corners (reader.json "second_look_margins"), and the better of the two kept.
-  bool second_look = true;
-  // A plate found narrower than refine_below network pixels in the image's full pass (the corners of a
-  // plate a few network pixels tall are placed to a pixel or two, too coarse for the reader) is located
-  // again in a window around it scaled so it is refine_width network pixels wide, and read from those
-  // corners. 0: off.
+  // The "refine" pass: a plate found narrower than refine_below network pixels in the image's full pass
+  // (its corners placed to a pixel or two, too coarse for the reader) is located again in a window around
+  // it scaled so it is refine_width network pixels wide, and read from those corners.
   int refine_below = 64;
   int refine_width = 80;
-  // A plate whose corners lie tilted by more than level_above degrees is located again in a window around
-  // it turned so it lies level, refine_width network pixels wide, and read from those corners turned back:
-  // the detector places a level plate's corners best, and the reader learned along such corners. 0: off.
+  // The "level" pass: a plate whose corners lie tilted by at least level_above degrees (up to 50) is
+  // located again in a window around it turned so it lies level, refine_width network pixels wide, and read
+  // from those corners turned back.
   double level_above = 8.0;
   int max_weak_reads = 2;  // per image (or frame), highest detector scores first: bounds the extra reads
   int threads = 0;              // OpenCV threads; 0 = OpenCV's default (all cores)
   std::size_t max_pixels = 50'000'000;  // larger images are refused with a message (memory bound)
 };
 
-// Named speed/accuracy trade-offs, applied over the defaults before explicit options.
-//   kDefault: what the models' sidecars recommend.
-//   kEdge:    small CPUs (Raspberry Pi class): no tile, close-up or second-scale passes; in video (see
-//             apply_profile(Profile, StreamOptions&)) motion gating on and the detector run only where
-//             something moved or a track is open.
+// Every recognition pass, in the order they run (the names RecognizerOptions::skip takes).
+const std::vector<std::string>& recognition_passes();
+
+// Named speed/accuracy trade-offs: each is the list of passes it runs (profile_passes), applied over the
+// defaults before explicit options by setting RecognizerOptions::skip to the others.
+//   kDefault: every pass.
+//   kEdge:    small CPUs (Raspberry Pi class): full, level, two-line and close-up-corners only; in video
+//             (see apply_profile(Profile, StreamOptions&)) motion gating on and the detector run only
+//             where something moved or a track is open.
 enum class Profile { kDefault, kEdge };
 const char* to_string(Profile profile);            // "default", "edge"
 Result<Profile> parse_profile(std::string_view name);  // fails naming the known profiles
+std::vector<std::string> profile_passes(Profile profile);
 void apply_profile(Profile profile, RecognizerOptions& options);
 
 struct Plate {
@@ -109,15 +104,28 @@ struct Plate {
   std::array<cv::Point2f, 4> corners{};   // TL, TR, BR, BL in pixels of the original image
   std::vector<float> char_confidences;    // per character of text
   std::vector<Candidate> candidates;      // top-N, most probable first
+  // The passes that produced or changed this plate, in the order they did ("full", "refine", "two-line"):
+  // the proposal pass that found it, those that moved its corners or score, the read variants whose read
+  // was kept.
+  std::vector<std::string> passes;
 };
 
 struct Timings {
   double detect_ms = 0, read_ms = 0, total_ms = 0;
 };
 
+// What one pass cost over a picture: its name as in RecognizerOptions::skip, or "read" (the first read
+// of each plate) and "country" (the country classifier), which always run.
+struct PassTime {
+  std::string name;
+  double ms = 0;  // wall time, all its runs together (a read variant's includes the reads it asked for)
+  int runs = 0;
+};
+
 struct Recognition {
   std::vector<Plate> plates;  // sorted by confidence, highest first
   Timings ms;
+  std::vector<PassTime> passes;  // in the order the passes first ran
 };
 
 // A detected plate before reading (for benchmarks and tools).
@@ -129,6 +137,7 @@ struct Detection {
   // The same plate's corners as the close-up pass placed them (a plate filling much of the picture,
   // found whole by the full pass too): both are read and the better read is kept.
   std::optional<std::array<cv::Point2f, 4>> other_corners;
+  std::vector<std::string> passes;  // that produced or changed it (see Plate::passes)
 };
 
 class Recognizer {
@@ -165,8 +174,6 @@ class Recognizer {
   struct Impl;
   explicit Recognizer(std::unique_ptr<Impl> impl);
   Recognition recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions) const;
-  // read() before its country and discount: what the arbitration between reads of one plate compares
-  Plate read_plate(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -7,14 +7,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
-
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "detect/detector.hpp"
-#include "recognize/second_look.hpp"
 #include "read/country.hpp"
 #include "read/reader.hpp"
+#include "recognize/passes.hpp"
 #ifdef VIGIL_HAVE_TESSERACT
 #include "read/tesseract_reader.hpp"
 #endif
@@ -41,10 +40,94 @@ std::string formats_in(const fs::path& dir) {
   return "";
 }
 
-// Plates whose reads are better as two lines are squarish; a one-line EU plate is ~4.7:1.
-constexpr float kTwoLineMaxAspect = 3.0f;
+// The neural reader and the format-aware decoding, as the read variants use them.
+class NeuralEngine final : public recognize::ReadEngine {
+ public:
+  NeuralEngine(NeuralReader reader, const FormatSet& formats, const DecodeOptions& options)
+      : reader_(std::move(reader)), formats_(formats), options_(options) {}
+  Plate read(const cv::Mat& bgr, const recognize::Corners& corners, bool two_line, bool wide) const override {
+    Decoded d = decode(
+        reader_.read(bgr, corners, two_line, wide ? reader_.second_look_geometry() : reader_.geometry()),
+        formats_, options_);
+    Plate p;
+    p.text = std::move(d.text);
+    p.confidence = d.confidence;
+    p.country = std::move(d.country);
+    p.format = std::move(d.format);
+    p.fits_format = d.fits_format;
+    p.two_line = two_line;
+    p.char_confidences = std::move(d.char_confidences);
+    p.candidates = std::move(d.candidates);
+    return p;
+  }
+  bool reads_two_line() const override { return reader_.supports_two_line(); }
+  bool reads_wide() const override { return true; }
+  const NeuralReader& reader() const { return reader_; }
+
+ private:
+  NeuralReader reader_;
+  const FormatSet& formats_;
+  const DecodeOptions& options_;
+};
+
+#ifdef VIGIL_HAVE_TESSERACT
+// Tesseract reads one line as it is given: no two-line or wider-crop variants.
+class TesseractEngine final : public recognize::ReadEngine {
+ public:
+  TesseractEngine(std::unique_ptr<TesseractReader> tesseract, const NeuralReader* neural,
+                  const FormatSet& formats, const DecodeOptions& options)
+      : tesseract_(std::move(tesseract)), neural_(neural), formats_(formats), options_(options) {}
+  Plate read(const cv::Mat& bgr, const recognize::Corners& corners, bool, bool) const override {
+    // Tesseract wants larger glyphs than our network: 64 px high, the plate's own aspect.
+    RectifyGeometry g;
+    g.height = 64;
+    g.width = std::clamp(int(64 * quad_aspect(corners)), 64, 512);
+    g.margin_x = neural_ ? neural_->geometry().margin_x : 0.04f;
+    g.margin_y = neural_ ? neural_->geometry().margin_y : 0.10f;
+    cv::Mat plate = rectify_plate(bgr, corners, false, g);
+    Plate p;
+    std::lock_guard lock(mutex_);
+    auto r = tesseract_->read(plate);
+    if (!r) {
+      log(LogLevel::kWarn, "tesseract: " + r.error());
+      return p;
+    }
+    p.text = r->text;
+    p.confidence = r->confidence;
+    if (const PlateFormat* f = formats_.likeliest(p.text, options_.preferred_country)) {
+      p.country = f->country;
+      p.format = f->name;
+      p.fits_format = true;
+    }
+    p.candidates.push_back({p.text, p.confidence, p.country, p.format});
+    return p;
+  }
+  bool reads_two_line() const override { return false; }
+  bool reads_wide() const override { return false; }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unique_ptr<TesseractReader> tesseract_;
+  const NeuralReader* neural_;
+  const FormatSet& formats_;
+  const DecodeOptions& options_;
+};
+#endif
+
+const std::vector<std::string>& all_pass_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto* p : recognize::proposal_passes()) v.emplace_back(p->name);
+    for (const auto* p : recognize::corner_passes()) v.emplace_back(p->name);
+    for (const auto* p : recognize::read_passes()) v.emplace_back(p->name);
+    return v;
+  }();
+  return names;
+}
 
 }  // namespace
+
+const std::vector<std::string>& recognition_passes() { return all_pass_names(); }
 
 const char* to_string(Profile profile) { return profile == Profile::kEdge ? "edge" : "default"; }
 
@@ -54,16 +137,20 @@ Result<Profile> parse_profile(std::string_view name) {
   return Error{"unknown profile '" + std::string(name) + "' (default, edge)"};
 }
 
+std::vector<std::string> profile_passes(Profile profile) {
+  if (profile == Profile::kEdge)
+    // What a small CPU can afford on every frame; in video a plate crosses the detector threshold and is
+    // read surely as it comes closer, so weak detections and second looks are not needed.
+    return {"full", "level", "two-line", "close-up-corners"};
+  return recognition_passes();
+}
+
 void apply_profile(Profile profile, RecognizerOptions& options) {
-  if (profile == Profile::kEdge) {
-    options.detector.tiles = false;
-    options.detector.close_up = false;
-    options.detector.second_scale = false;
-    // In video a plate crosses the detector threshold and is read surely as it comes closer.
-    options.max_weak_reads = 0;
-    options.second_look = false;
-    options.refine_below = 0;
-  }
+  const auto runs = profile_passes(profile);
+  for (const auto& name : recognition_passes())
+    if (std::find(runs.begin(), runs.end(), name) == runs.end() &&
+        std::find(options.skip.begin(), options.skip.end(), name) == options.skip.end())
+      options.skip.push_back(name);
 }
 
 std::string find_data_dir() {
@@ -71,8 +158,8 @@ std::string find_data_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (const auto& d : {exe.parent_path().parent_path() / VIGIL_INSTALL_DATADIR,
-                          exe.parent_path() / "share" / "vigil"})
+    for (const auto& d :
+         {exe.parent_path().parent_path() / VIGIL_INSTALL_DATADIR, exe.parent_path() / "share" / "vigil"})
       if (has_models(d)) return d.lexically_normal().string();
   }
   if (has_models(VIGIL_SOURCE_DIR)) return VIGIL_SOURCE_DIR;
@@ -84,128 +171,30 @@ struct Recognizer::Impl {
   std::string models_dir;
   FormatSet formats;
   std::optional<PlateDetector> detector;
-  std::optional<NeuralReader> reader;
-  std::optional<CountryClassifier> country;  // none: the formats alone name the country
-#ifdef VIGIL_HAVE_TESSERACT
-  mutable std::mutex tesseract_mutex;
-  mutable std::unique_ptr<TesseractReader> tesseract;
-#endif
+  std::unique_ptr<NeuralEngine> neural;
+  std::unique_ptr<recognize::ReadEngine> other;  // Tesseract, when chosen
+  std::optional<CountryClassifier> country;      // none: the formats alone name the country
 
-  Plate read_neural(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
-    const bool try_two = reader->supports_two_line() && quad_aspect(corners) < kTwoLineMaxAspect;
-    Decoded best = decode(reader->read(bgr, corners, false), formats, options.decode);
-    bool two_line = false;
-    if (try_two) {
-      Decoded two = decode(reader->read(bgr, corners, true), formats, options.decode);
-      if (detail::two_line_wins(best, two)) {
-        best = std::move(two);
-        two_line = true;
-      }
-    }
-    if (options.second_look && detail::wants_second_look(best, formats)) {
-      // Detector corners sometimes cut into the first or last character: a wider crop, kept when better.
-      Decoded wide = decode(reader->read(bgr, corners, two_line, reader->second_look_geometry()), formats,
-                            options.decode);
-      if (detail::second_look_wins(best, wide, formats)) best = std::move(wide);
-    }
-    Plate p;
-    p.text = best.text;
-    p.confidence = best.confidence;
-    p.country = best.country;
-    p.format = best.format;
-    p.fits_format = best.fits_format;
-    p.two_line = two_line;
-    p.char_confidences = std::move(best.char_confidences);
-    p.candidates = std::move(best.candidates);
-    return p;
-  }
-
-#ifdef VIGIL_HAVE_TESSERACT
-  Plate read_tesseract(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
-    // Tesseract wants larger glyphs than our network: 64 px high, the plate's own aspect.
-    RectifyGeometry g;
-    g.height = 64;
-    g.width = std::clamp(int(64 * quad_aspect(corners)), 64, 512);
-    g.margin_x = reader ? reader->geometry().margin_x : 0.04f;
-    g.margin_y = reader ? reader->geometry().margin_y : 0.10f;
-    cv::Mat plate = rectify_plate(bgr, corners, false, g);
-    Plate p;
-    std::lock_guard lock(tesseract_mutex);
-    auto r = tesseract->read(plate);
-    if (!r) {
-      log(LogLevel::kWarn, "tesseract: " + r.error());
-      return p;
-    }
-    p.text = r->text;
-    p.confidence = r->confidence;
-    if (const PlateFormat* f = formats.likeliest(p.text, options.decode.preferred_country)) {
-      p.country = f->country;
-      p.format = f->name;
-      p.fits_format = true;
-    }
-    p.candidates.push_back({p.text, p.confidence, p.country, p.format});
-    return p;
-  }
-#endif
-
-  // Detections at or above the detector threshold, then at most max_weak_reads weak ones (flagged).
-  std::vector<Detection> detect(const cv::Mat& bgr, const std::vector<cv::Rect>* regions, bool with_weak) const {
-    DetectorOptions o = options.detector;
-    const float strong = o.score_threshold >= 0 ? o.score_threshold : detector->default_threshold();
-    const float weak = options.weak_threshold >= 0 ? options.weak_threshold : detector->default_weak_threshold();
-    const bool any_weak = with_weak && weak < strong && options.max_weak_reads > 0;
-    o.score_threshold = any_weak ? weak : strong;
-    auto found = regions ? detector->detect(bgr, o, *regions) : detector->detect(bgr, o);
-    // NMS kept the highest scores first, so a weak box never displaces a plate the detector is sure of.
-    std::vector<Detection> out;
-    int weak_kept = 0;
-    for (auto& d : found) {
-      d.weak = d.score < strong;
-      if (d.weak && weak_kept++ >= options.max_weak_reads) continue;
-      out.push_back(d);
-    }
-    if (options.refine_below > 0 && !bgr.empty()) {
-      const int input = o.input_size > 0 ? o.input_size : detector->default_input_size();
-      const double full_scale = double(input) / std::max(bgr.cols, bgr.rows);
-      for (auto& d : out)
-        if (d.box.width * full_scale < options.refine_below)
-          d = detector->refine(bgr, d, o.score_threshold, options.refine_width);
-    }
-    if (options.level_above > 0 && !bgr.empty())
-      for (auto& d : out)
-        d = detector->level(bgr, d, o.score_threshold, options.refine_width, options.level_above);
-    return out;
-  }
-
-  // Whether the read of a weak detection shows a plate: a known format, read with confidence.
-  bool confirms(const Plate& p) const {
-    return p.fits_format && p.confidence >= options.weak_min_confidence;
-  }
-
-  Plate read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
-#ifdef VIGIL_HAVE_TESSERACT
-    Plate p = options.reader == ReaderKind::kTesseract ? read_tesseract(bgr, corners) : read_neural(bgr, corners);
-#else
-    Plate p = read_neural(bgr, corners);
-#endif
-    return p;
+  recognize::Pipeline pipeline() const {
+    return {*detector, other ? *other : static_cast<const recognize::ReadEngine&>(*neural), formats, options};
   }
 
   // Once the read of a plate is chosen (the arbitration between reads compares probabilities and texts):
-  // its country, from its looks along its corners, and a discount when it fits no format of the region.
-  void finish_read(const cv::Mat& bgr, Plate& p) const {
-    if (p.text.empty()) return;
-    name_country(bgr, p.corners, p);
+  // a discount when it fits no format of the region, then its country from its looks along its corners.
+  void finish_read(const cv::Mat& bgr, Plate& p, recognize::PassLog& log) const {
     if (!p.fits_format && !formats.formats().empty())
       p.confidence *= std::clamp(options.decode.no_format_factor, 0.0f, 1.0f);
+    const auto t0 = recognize::PassLog::Clock::now();
+    name_country(bgr, p.corners, p);
+    log.add("country", t0);
   }
 
   // The country from the plate's looks and the formats its text fits (detail::choose_country).
   void name_country(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners, Plate& p) const {
     const std::vector<float> probs = country ? country->classify(bgr, corners) : std::vector<float>{};
-    const auto choice = detail::choose_country(country ? country->classes() : std::vector<std::string>{}, probs,
-                                               formats, p.text, options.decode.preferred_country,
-                                               options.decode.country_prior);
+    const auto choice =
+        detail::choose_country(country ? country->classes() : std::vector<std::string>{}, probs, formats,
+                               p.text, options.decode.preferred_country, options.decode.country_prior);
     p.country = choice.country;
     p.country_confidence = choice.confidence;
     p.format = choice.format ? choice.format->name : "";
@@ -224,8 +213,9 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
   if (options.models_dir.empty()) {
     data_dir = find_data_dir();
     if (data_dir.empty())
-      return Error{"cannot find the models (detector.onnx, reader.onnx): set VIGIL_DATA_DIR, pass --models DIR, "
-                   "or run `cmake --install` so they are in <prefix>/share/vigil/models"};
+      return Error{
+          "cannot find the models (detector.onnx, reader.onnx): set VIGIL_DATA_DIR, pass --models DIR, "
+          "or run `cmake --install` so they are in <prefix>/share/vigil/models"};
     impl->models_dir = (fs::path(data_dir) / "models").string();
   } else {
     impl->models_dir = options.models_dir;
@@ -248,9 +238,17 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
   auto regional = formats->for_region(options.region);
   if (!regional) return Error{formats_file + ": " + regional.error()};
   impl->formats = std::move(*regional);
-  if (!options.decode.preferred_country.empty() && !impl->formats.has_country(options.decode.preferred_country))
+  if (!options.decode.preferred_country.empty() &&
+      !impl->formats.has_country(options.decode.preferred_country))
     return Error{"country '" + options.decode.preferred_country + "' is outside the region '" +
                  to_string(options.region) + "': pass --region all, or list it in --countries"};
+  for (const auto& name : options.skip)
+    if (std::find(recognition_passes().begin(), recognition_passes().end(), name) ==
+        recognition_passes().end()) {
+      std::string known;
+      for (const auto& n : recognition_passes()) known += (known.empty() ? "" : ", ") + n;
+      return Error{"unknown recognition pass '" + name + "' to skip (the passes: " + known + ")"};
+    }
   if (options.threads > 0) cv::setNumThreads(options.threads);
 
   auto detector = PlateDetector::load(impl->models_dir);
@@ -258,19 +256,21 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
   impl->detector.emplace(std::move(*detector));
   auto reader = NeuralReader::load(impl->models_dir);
   if (!reader) return Error{reader.error()};
-  impl->reader.emplace(std::move(*reader));
+  impl->neural = std::make_unique<NeuralEngine>(std::move(*reader), impl->formats, impl->options.decode);
   if (std::error_code ec; fs::exists(fs::path(impl->models_dir) / "country.onnx", ec)) {
     auto country = CountryClassifier::load(impl->models_dir);
     if (!country) return Error{country.error()};
     impl->country.emplace(std::move(*country));
   } else {
-    log(LogLevel::kInfo, "no country.onnx in " + impl->models_dir + ": countries from the plate formats alone");
+    log(LogLevel::kInfo,
+        "no country.onnx in " + impl->models_dir + ": countries from the plate formats alone");
   }
   if (options.reader == ReaderKind::kTesseract) {
 #ifdef VIGIL_HAVE_TESSERACT
     auto t = TesseractReader::create();
     if (!t) return Error{t.error()};
-    impl->tesseract = std::move(*t);
+    impl->other = std::make_unique<TesseractEngine>(std::move(*t), &impl->neural->reader(), impl->formats,
+                                                    impl->options.decode);
 #else
     return Error{"this build has no Tesseract reader: install libtesseract-dev and rebuild"};
 #endif
@@ -280,22 +280,18 @@ Result<Recognizer> Recognizer::load(const RecognizerOptions& options) {
 }
 
 std::vector<Detection> Recognizer::detect(const cv::Mat& bgr, bool with_weak) const {
-  return impl_->detect(bgr, nullptr, with_weak);
+  recognize::PassLog log;
+  return impl_->pipeline().detect(bgr, nullptr, with_weak, log);
 }
 
 Plate Recognizer::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
-  Plate p = read_plate(bgr, corners);
-  impl_->finish_read(bgr, p);
-  return p;
-}
-
-Plate Recognizer::read_plate(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners) const {
-  Plate p = impl_->read(bgr, corners);
-  p.corners = corners;
-  float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
-  for (const auto& c : corners) x0 = std::min(x0, c.x), y0 = std::min(y0, c.y), x1 = std::max(x1, c.x), y1 = std::max(y1, c.y);
-  p.box = cv::Rect(cv::Point(int(x0), int(y0)), cv::Point(int(std::ceil(x1)), int(std::ceil(y1)))) &
-          cv::Rect(0, 0, bgr.cols, bgr.rows);
+  Detection d;
+  d.corners = corners;
+  d.box = corner_box(corners, cv::Size(bgr.cols, bgr.rows));
+  recognize::PassLog log;
+  bool keep = true;
+  Plate p = impl_->pipeline().read(bgr, d, keep, log);
+  if (!p.text.empty()) impl_->finish_read(bgr, p, log);
   return p;
 }
 
@@ -312,27 +308,29 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
   cv::Mat image = bgr;
   if (bgr.channels() == 1) cv::cvtColor(bgr, image, cv::COLOR_GRAY2BGR);
   if (bgr.channels() == 4) cv::cvtColor(bgr, image, cv::COLOR_BGRA2BGR);
-  const auto detections = impl_->detect(image, regions, true);
+  recognize::PassLog log;
+  const auto pipeline = impl_->pipeline();
+  const auto detections = pipeline.detect(image, regions, true, log);
   r.ms.detect_ms = ms_since(t0);
   const auto t1 = Clock::now();
   for (const auto& d : detections) {
-    Plate p = read_plate(image, d.corners);
-    p.box = d.box;
-    if (d.other_corners) {
-      Plate close_up = read_plate(image, *d.other_corners);
-      if (detail::close_up_wins(p, close_up))
-        p = std::move(close_up);  // its box from its own corners
-    }
-    impl_->finish_read(image, p);
+    bool keep = true;
+    Plate p = pipeline.read(image, d, keep, log);
+    if (!keep || p.text.empty()) continue;
+    if (!p.fits_format && !impl_->formats.formats().empty())
+      p.confidence *= std::clamp(impl_->options.decode.no_format_factor, 0.0f, 1.0f);
+    if (p.confidence < impl_->options.min_confidence) continue;
+    const auto tc = Clock::now();
+    impl_->name_country(image, p.corners, p);
+    log.add("country", tc);
     p.detection_confidence = d.score;
-    if (p.text.empty() || p.confidence < impl_->options.min_confidence) continue;
-    if (d.weak && !impl_->confirms(p)) continue;
     r.plates.push_back(std::move(p));
   }
   std::stable_sort(r.plates.begin(), r.plates.end(),
                    [](const Plate& a, const Plate& b) { return a.confidence > b.confidence; });
   r.ms.read_ms = ms_since(t1);
   r.ms.total_ms = ms_since(t0);
+  r.passes = std::move(log.times);
   return r;
 }
 
