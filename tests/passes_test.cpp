@@ -386,3 +386,27 @@ TEST(PassLists, EveryPassHasOneNameInRunningOrder) {
 
 }  // namespace
 }  // namespace vigil::recognize
+
+namespace vigil::recognize {
+namespace {
+
+// Video: a plate read surely in earlier frames claims the detection overlapping it most; that detection's
+// corners are not refined (nor is it read: see Recognizer::recognize with FrameHints).
+TEST_F(PassesTest, APlateKnownFromEarlierFramesClaimsItsDetectionAndSkipsTheRefiners) {
+  const cv::Rect plate(600, 400, 60, 14), other(200, 300, 60, 14);
+  locator_.plates[Locator::Nets::kFull] = {det(plate, 0.9f), det(other, 0.8f)};
+  const cv::Mat image(720, 1280, CV_8UC3, cv::Scalar::all(0));
+  Pipeline pipeline{locator_, reader_, formats_, options_};
+  PassLog log;
+  const std::vector<cv::Rect> known{cv::Rect(604, 401, 60, 14), cv::Rect(1000, 100, 60, 14)};
+  std::vector<int> claimed;
+  const auto found = pipeline.detect(image, nullptr, true, log, &known, &claimed);
+  ASSERT_EQ(found.size(), 2u);
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0], 0);        // the plate where it was last seen
+  EXPECT_EQ(claimed[1], -1);       // no known plate near the other one
+  EXPECT_EQ(locator_.refines, 1);  // only the other one (both are small enough to be refined)
+}
+
+}  // namespace
+}  // namespace vigil::recognize

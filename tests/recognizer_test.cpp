@@ -351,7 +351,7 @@ TEST_F(ModelTest, RegionsFindThePlatesInsideThemAsAFullPassDoes) {
     }
   }
   // No region: no detection at all; the whole frame as a region: the full pass.
-  EXPECT_TRUE(rec_->recognize(img, {}).plates.empty());
+  EXPECT_TRUE(rec_->recognize(img, std::vector<cv::Rect>{}).plates.empty());
   const auto whole = rec_->recognize(img, {cv::Rect(0, 0, img.cols, img.rows)});
   ASSERT_EQ(whole.plates.size(), full.plates.size());
   for (std::size_t i = 0; i < whole.plates.size(); ++i) EXPECT_EQ(whole.plates[i].text, full.plates[i].text);

@@ -234,6 +234,36 @@ TEST(PlateTracker, OneCarMovingAcrossTwentyFramesGivesOneEvent) {
   EXPECT_TRUE(tracker.flush().empty());
 }
 
+// Video reuse (Plate::reused): a plate seen again but not read moves its track on (box, last seen, the
+// gap that ends it) without voting; a reused read matching no track starts none.
+TEST(PlateTracker, AReusedReadMovesItsTrackOnWithoutVoting) {
+  const std::string truth = "1AB2345";
+  std::vector<std::vector<Plate>> frames;
+  for (int i = 0; i < 20; ++i) {
+    Plate p = plate(i < 3 ? truth : "1AB2346", box_at(640, 150 + 20.0 * i, 80 + 4.0 * i), 0.95f);
+    p.reused = i >= 3;  // read in 3 frames, then only located (with a text that would outvote the reads)
+    frames.push_back({p});
+  }
+  PlateTracker tracker(shipped(), {.camera_id = "gate-1"});
+  auto events = feed(tracker, frames);
+  ASSERT_EQ(tracker.open_tracks().size(), 1u);
+  EXPECT_EQ(tracker.open_tracks()[0].frames, 3);
+  EXPECT_EQ(tracker.open_tracks()[0].box, frames.back()[0].box);
+  // the track lives on from its last sighting, not its last read
+  events = concat(events, tracker.tick(1.9 + 0.5));
+  EXPECT_TRUE(events.empty());
+  events = concat(events, tracker.tick(1.9 + 1.2));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].text, truth);
+  EXPECT_EQ(events[0].frames, 3);
+  EXPECT_DOUBLE_EQ(events[0].last_seen, 19 * kDt);
+  // A reused read of a plate no track holds starts nothing.
+  Plate stray = plate("5T78901", box_at(300, 300, 100), 0.95f);
+  stray.reused = true;
+  EXPECT_TRUE(tracker.update({stray}, 5.0, {}).empty());
+  EXPECT_TRUE(tracker.open_tracks().empty());
+}
+
 TEST(PlateTracker, TwoCarsSideBySideStayTwoTracks) {
   std::vector<std::vector<Plate>> frames;
   for (int i = 0; i < 15; ++i) {

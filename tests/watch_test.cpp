@@ -398,6 +398,28 @@ TEST(Watch, TwoCarsAtOnceGiveTwoEvents) {
   expect_one_event_per_car(events_of(r.out), v.truth, r.out + r.err);
 }
 
+// Busy traffic: four cars in view at once for the whole video. A plate read surely in a few frames is
+// then only located, and read again in every fifth frame (StreamOptions::reread_every): the same events,
+// from far fewer reads.
+TEST(Watch, BusyTrafficGivesOneEventPerCarFromFewerReads) {
+  REQUIRE_PLATES_FOUND();
+  const Video v = test_video("busy", small({"--duration", "3", "--cars", "0", "--busy", "4"}));
+  ASSERT_FALSE(v.path.empty());
+  auto reads = [](const std::vector<json>& events) {
+    int n = 0;
+    for (const auto& e : events) n += e["frames"].get<int>();
+    return n;
+  };
+  const RunResult every = run_vigil({"watch", v.path, "--no-motion", "--reread-every", "1"});
+  ASSERT_EQ(every.status, 0) << every;
+  expect_one_event_per_car(events_of(every.out), v.truth, every.out + every.err);
+  const RunResult reused = run_vigil({"watch", v.path, "--no-motion"});
+  ASSERT_EQ(reused.status, 0) << reused;
+  const auto events = events_of(reused.out);
+  expect_one_event_per_car(events, v.truth, reused.out + reused.err);
+  EXPECT_LT(reads(events), reads(events_of(every.out)) / 2) << every.out << "\n" << reused.out;
+}
+
 TEST(Watch, ABriefPlateStillGivesAnEvent) {
   REQUIRE_PLATES_FOUND();
   const Video v = test_video("brief", small({"--duration", "3", "--brief", "3"}));

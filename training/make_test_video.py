@@ -11,7 +11,11 @@ frames in which it is occluded or stopped.
 
 Scenario flags combine: --two-cars (a second car in another lane at the same time), --brief N (a third plate
 visible for only N frames), --occlude N (a truck hides the first car's plate for N frames mid-pass), --stop S
-(the first car stops for S seconds mid-frame), --cars 0 (an empty road, e.g. for motion gating). Plates are
+(the first car stops for S seconds mid-frame), --cars 0 (an empty road, e.g. for motion gating), --busy N
+(busy traffic: N more cars in view at once for the whole video, in lanes across the frame, each at its own
+speed and direction, plates 0.45-0.65 of --plate-width as in a street scene).
+
+  /usr/bin/python3 training/make_test_video.py --out /tmp/busy.mp4 --fps 25 --duration 8 --cars 0 --busy 6 Plates are
 drawn large and sharp (--plate-width pixels at 1280 px frame width, scaled with the frame) so that the
 recognizer reads them reliably.
 """
@@ -28,7 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synth  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_PLATES = ["1AB 2345:cz", "AB12 CDE:uk", "B MW 123:de", "5T7 8901:cz"]
+DEFAULT_PLATES = ["1AB 2345:cz", "AB12 CDE:uk", "B MW 123:de", "5T7 8901:cz", "BA 123 XY:sk", "WX 12345:pl",
+                  "B 123 ABC:ro", "KL 456 MN:sk"]
 
 
 @contextlib.contextmanager
@@ -107,7 +112,7 @@ class Car:
         a = done / max(1, moving)
         return self.x_from + (self.x_to - self.x_from) * a
 
-    def draw(self, img, f):
+    def draw(self, img, f, body=True, plate=True):
         if not (self.f0 <= f <= self.f1):
             return
         ph, pw = self.plate.shape[:2]
@@ -115,10 +120,13 @@ class Car:
         # Car body around the plate (rear view): body, rear window, lights.
         bw, bh = int(pw * 2.2), int(pw * 0.9)
         x0, y0 = cx - bw // 2, cy - int(bh * 0.72)
-        cv2.rectangle(img, (x0, y0), (x0 + bw, y0 + bh), self.colour, -1)
-        cv2.rectangle(img, (x0 + bw // 8, y0 + bh // 12), (x0 + bw * 7 // 8, y0 + bh * 2 // 5), (60, 55, 50), -1)
-        for lx in (x0 + bw // 20, x0 + bw * 16 // 20):
-            cv2.rectangle(img, (lx, cy - ph), (lx + bw // 7, cy - ph // 3), (30, 30, 200), -1)
+        if body:
+            cv2.rectangle(img, (x0, y0), (x0 + bw, y0 + bh), self.colour, -1)
+            cv2.rectangle(img, (x0 + bw // 8, y0 + bh // 12), (x0 + bw * 7 // 8, y0 + bh * 2 // 5), (60, 55, 50), -1)
+            for lx in (x0 + bw // 20, x0 + bw * 16 // 20):
+                cv2.rectangle(img, (lx, cy - ph), (lx + bw // 7, cy - ph // 3), (30, 30, 200), -1)
+        if not plate:
+            return
         px, py = cx - pw // 2, cy - ph // 2
         h, w = img.shape[:2]
         sx0, sy0, sx1, sy1 = max(0, px), max(0, py), min(w, px + pw), min(h, py + ph)
@@ -145,6 +153,8 @@ def main():
     ap.add_argument("--brief", type=int, default=0, metavar="N", help="a plate visible for only N frames")
     ap.add_argument("--occlude", type=int, default=0, metavar="N", help="hide the first plate for N frames")
     ap.add_argument("--stop", type=float, default=0.0, metavar="S", help="the first car stops for S seconds")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="N more cars in view at once for the whole video, in their own lanes (busy traffic)")
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--duration", type=float, default=4.0, help="seconds")
     ap.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
@@ -166,7 +176,7 @@ def main():
     scale = w / 1280.0
     plate_w = max(16, int(round(a.plate_width * scale)))
     plates = a.plate or DEFAULT_PLATES
-    need = a.cars + a.two_cars + (a.brief > 0)
+    need = a.cars + a.two_cars + (a.brief > 0) + a.busy
     while len(plates) < need:
         plates = plates + DEFAULT_PLATES
     specs = iter(plates)
@@ -203,6 +213,19 @@ def main():
                 int(0.5 * w) + 1, colours[4], brief=True)
         cars.append(c)
 
+    for i in range(a.busy):
+        img, text, country = render(rng, next(specs))
+        # Lanes from 0.3 to 0.95 of the height, nearer lanes with larger plates; every other lane the other way;
+        # each car crosses a part of the frame over the whole video, so all are in view at once.
+        lane = (i + 0.5) / a.busy
+        lane_y = int((0.3 + 0.65 * lane) * h)
+        bw = int(plate_w * (0.45 + 0.2 * lane))
+        x0 = margin + (w - 2 * margin) * ((i * 0.37) % 0.4)
+        x1 = x0 + (w - 2 * margin) * (0.4 + 0.2 * ((i * 0.61) % 1.0))
+        if i % 2:
+            x0, x1 = x1, x0
+        cars.append(Car(img, text, country, lane_y, bw, (0, n - 1), x0, x1, colours[i % 5]))
+
     ext = os.path.splitext(a.out)[1].lower()
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext == ".avi" else "mp4v"))
     writer = cv2.VideoWriter(a.out, fourcc, a.fps, (w, h))
@@ -220,8 +243,17 @@ def main():
     for f in range(n):
         frame = bg.copy()
         # Far lane first, so the nearer cars are drawn over it.
-        for i, c in sorted(enumerate(cars), key=lambda ic: ic[1].lane_y):
-            c.draw(frame, f)
+        order = sorted(enumerate(cars), key=lambda ic: ic[1].lane_y)
+        if a.busy:
+            # Busy traffic: every plate stays in view (the cars' bodies first, then their plates), so each car
+            # is one pass however the lanes overlap.
+            for _, c in order:
+                c.draw(frame, f, plate=False)
+            for _, c in order:
+                c.draw(frame, f, body=False)
+        for i, c in order:
+            if not a.busy:
+                c.draw(frame, f)
             if c.f0 <= f <= c.f1 and not (c.occluded and c.occluded[0] <= f <= c.occluded[1]):
                 boxes[i][f] = c.box(f)
         if noise:

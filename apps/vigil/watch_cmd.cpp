@@ -41,6 +41,7 @@ struct WatchFlags {
   std::string config, events = "-", evidence_dir, annotate;
   std::vector<std::string> camera_ids;
   bool show = false, no_motion = false, bench = false, check = false;
+  int reread_every = StreamOptions{}.reread_every;
   int stride = 1, min_plate_width = 0, min_frames = 2, queue = 0, reconnect_max = 0;
   double max_gap_s = 1.0, images_fps = 10.0;
   float min_confidence = 0.10f;
@@ -501,6 +502,7 @@ int run(const WatchFlags& f) {
     so.plate_width_min = cam.min_plate_width;
     so.queue_size = cam.queue;
     so.timings = f.bench;
+    so.reread_every = f.reread_every;
     // The events' clock depends on the source: open it first.
     auto source = open_source(cam.source, so.source_options);
     if (!source) {
@@ -725,6 +727,11 @@ void register_watch(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   sub->add_flag("--no-motion", f->no_motion, "Recognise every frame (no motion gating)");
+  sub->add_option("--reread-every", f->reread_every,
+                  "A tracked plate read surely is read again only every N-th frame; in the others it is only "
+                  "located (busy traffic costs less). 1: read every plate in every frame")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   sub->add_option("--min-plate-width", f->min_plate_width, "Ignore plates narrower than this (pixels)")
       ->check(CLI::Range(0, 100000));
   sub->add_option("--min-confidence", f->min_confidence, "Ignore reads with less confidence (0..1)")

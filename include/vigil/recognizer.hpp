@@ -108,6 +108,30 @@ struct Plate {
   // the proposal pass that found it, those that moved its corners or score, the read variants whose read
   // was kept.
   std::vector<std::string> passes;
+  // Video: a detection of a plate already read surely in earlier frames (FrameHints::known), not read
+  // again: text, confidence and country are the known plate's, corners the detector's.
+  bool reused = false;
+};
+
+// A plate read surely in earlier frames of a video (a tracked plate), and where it was last seen.
+struct KnownPlate {
+  cv::Rect box;  // pixels of the frame
+  std::string text;
+  float confidence = 0.0f;
+  std::string country;
+  float country_confidence = 0.0f;
+};
+
+// What a video pipeline knows about a frame before recognising it.
+struct FrameHints {
+  // Search only inside these (pixels; the parts that moved and the open tracks), each at the scale the
+  // whole frame would be searched at; regions adding up to most of the frame are one full pass. Unset:
+  // the whole frame.
+  std::optional<std::vector<cv::Rect>> regions;
+  // Plates read surely in earlier frames: a detection overlapping one's box (IoU >= 0.3; each known plate
+  // claims its best-overlapping detection) is reported as that plate (Plate::reused) without its corner
+  // refiners, reads or country classifier: in busy traffic those are most of a frame's cost.
+  std::vector<KnownPlate> known;
 };
 
 struct Timings {
@@ -159,6 +183,8 @@ class Recognizer {
   // plates inside them are found as in a full pass for a fraction of the work. Regions adding up to most
   // of the image are searched in one full pass; no regions: no plates.
   Recognition recognize(const cv::Mat& bgr, const std::vector<cv::Rect>& regions) const;
+  // Like recognize() with what a video pipeline knows about the frame (see FrameHints).
+  Recognition recognize(const cv::Mat& bgr, const FrameHints& hints) const;
   // Only the detector: detections at or above its threshold, then weak ones (see
   // RecognizerOptions::weak_threshold) when `with_weak`, each flagged.
   std::vector<Detection> detect(const cv::Mat& bgr, bool with_weak = false) const;
@@ -173,7 +199,8 @@ class Recognizer {
  private:
   struct Impl;
   explicit Recognizer(std::unique_ptr<Impl> impl);
-  Recognition recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions) const;
+  Recognition recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions,
+                             const std::vector<KnownPlate>* known) const;
   std::unique_ptr<Impl> impl_;
 };
 

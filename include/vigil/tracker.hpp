@@ -92,7 +92,8 @@ class PlateTracker {
   // Feeds one frame's reads (boxes in frame pixels) at time t (seconds, non-decreasing). `frame` (BGR,
   // may be empty) is used for evidence crops and is not kept. Reads are matched one-to-one to open
   // tracks (minimum total cost over overlap with the predicted box, centre jump, size ratio and text
-  // similarity); unmatched reads start tracks. Reads with an empty text or box are ignored. Returns the
+  // similarity); unmatched reads start tracks. Reads with an empty text or box are ignored. A reused read
+  // (Plate::reused: seen, not read again) moves its track on without voting, and starts none. Returns the
   // events of tracks that ended (no read for more than max_gap_s) or reached max_track_s.
   std::vector<PlateEvent> update(const std::vector<Plate>& reads, double t, const cv::Mat& frame);
   // Like update() with no reads: ages tracks (for frames skipped by motion gating).

@@ -231,6 +231,11 @@ struct StreamOptions {
   // tracks (each at the full frame's scale) instead of over the whole frame; needs motion gating.
   // Cuts the detector's work to the moving cars' share of the frame.
   bool motion_regions = false;
+  // A tracked plate read surely (in at least 3 frames, its best text fitting a format, a read of it at
+  // least 0.9 sure) is read again only in every reread_every-th frame; in the others its detection is
+  // matched to it and not read (FrameHints::known, Plate::reused). Bounds a busy frame's cost, which is
+  // mostly reading the plates in view. 1: every plate is read in every frame.
+  int reread_every = 5;
   int plate_width_min = 0;       // plates narrower than this are ignored (pixels)
   int queue_size = 0;            // frames between decoding and recognition; 0: 2 for live sources, 4 for
                                  // files. Full queue: live sources drop the oldest frame, files wait.

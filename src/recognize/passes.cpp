@@ -43,7 +43,9 @@ bool Pipeline::runs(std::string_view pass) const {
 }
 
 std::vector<Detection> Pipeline::detect(const cv::Mat& bgr, const std::vector<cv::Rect>* regions,
-                                        bool with_weak, PassLog& log) const {
+                                        bool with_weak, PassLog& log, const std::vector<cv::Rect>* known,
+                                        std::vector<int>* claimed) const {
+  if (claimed) claimed->clear();
   if (bgr.empty()) return {};
   const DetectorOptions& o = options.detector;
   const float strong = o.score_threshold >= 0 ? o.score_threshold : locator.threshold();
@@ -78,8 +80,22 @@ std::vector<Detection> Pipeline::detect(const cv::Mat& bgr, const std::vector<cv
     if (d.weak && weak_kept++ >= options.max_weak_reads) continue;
     out.push_back(std::move(d));
   }
+  std::vector<int> owner(out.size(), -1);
+  if (known)
+    for (std::size_t k = 0; k < known->size(); ++k) {
+      int best = -1;
+      float best_iou = kKnownPlateIou;
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        const float iou = box_iou(cv::Rect2f((*known)[k]), cv::Rect2f(out[i].box));
+        if (owner[i] < 0 && iou >= best_iou) best = int(i), best_iou = iou;
+      }
+      if (best >= 0) owner[best] = int(k);
+    }
+  if (claimed) *claimed = owner;
   CornerWork w{bgr, locator, options, threshold, p.full_scale(), {}};
-  for (auto& d : out) {
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (owner[i] >= 0) continue;
+    auto& d = out[i];
     w.detection = std::move(d);
     for (const CornerPass* pass : corner_passes()) {
       if (!runs(pass->name) || !pass->wanted(w)) continue;

@@ -156,8 +156,12 @@ struct Pipeline {
   bool runs(std::string_view pass) const;  // not in options.skip
   // Proposals (NMS applied), then weak ones flagged and at most options.max_weak_reads of them, then
   // each one's corners refined. `with_weak`: detections from the weak threshold (when "weak" runs).
+  // `known` (may be null): boxes of plates read in earlier frames; each claims the detection overlapping
+  // it most (IoU >= kKnownPlateIou), whose corners are not refined, and `claimed` (when given) gets, per
+  // detection returned, the index of the known box claiming it or -1.
   std::vector<Detection> detect(const cv::Mat& bgr, const std::vector<cv::Rect>* regions, bool with_weak,
-                                PassLog& log) const;
+                                PassLog& log, const std::vector<cv::Rect>* known = nullptr,
+                                std::vector<int>* claimed = nullptr) const;
   // The plate at `d`, by the read variants; keep false when it is no plate.
   Plate read(const cv::Mat& bgr, const Detection& d, bool& keep, PassLog& log) const;
   // One read along `corners` (box from them) with the variants before list position `upto`.
@@ -172,6 +176,10 @@ struct Pipeline {
 // `better` becomes the read kept, along the current read's corners and box, with `pass` added to its
 // list of the passes that changed it.
 void replace_read(Plate& current, Plate better, std::string_view pass);
+
+// A detection overlapping a plate known from earlier frames this much is that plate (consecutive video
+// frames move a plate a few pixels).
+inline constexpr float kKnownPlateIou = 0.3f;
 
 // ---- arbitration rules shared by the read variants --------------------------------------------------
 // Reads fitting a specific format at least this sure get no second look.

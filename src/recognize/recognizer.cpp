@@ -295,13 +295,18 @@ Plate Recognizer::read(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& cor
   return p;
 }
 
-Recognition Recognizer::recognize(const cv::Mat& bgr) const { return recognize_impl(bgr, nullptr); }
+Recognition Recognizer::recognize(const cv::Mat& bgr) const { return recognize_impl(bgr, nullptr, nullptr); }
 
 Recognition Recognizer::recognize(const cv::Mat& bgr, const std::vector<cv::Rect>& regions) const {
-  return recognize_impl(bgr, &regions);
+  return recognize_impl(bgr, &regions, nullptr);
 }
 
-Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions) const {
+Recognition Recognizer::recognize(const cv::Mat& bgr, const FrameHints& hints) const {
+  return recognize_impl(bgr, hints.regions ? &*hints.regions : nullptr, &hints.known);
+}
+
+Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions,
+                                       const std::vector<KnownPlate>* known) const {
   Recognition r;
   if (bgr.empty()) return r;
   const auto t0 = Clock::now();
@@ -310,10 +315,34 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
   if (bgr.channels() == 4) cv::cvtColor(bgr, image, cv::COLOR_BGRA2BGR);
   recognize::PassLog log;
   const auto pipeline = impl_->pipeline();
-  const auto detections = pipeline.detect(image, regions, true, log);
+  std::vector<cv::Rect> known_boxes;
+  if (known)
+    for (const auto& k : *known) known_boxes.push_back(k.box);
+  std::vector<int> claimed;
+  const auto detections = pipeline.detect(image, regions, true, log, &known_boxes, &claimed);
   r.ms.detect_ms = ms_since(t0);
   const auto t1 = Clock::now();
-  for (const auto& d : detections) {
+  for (std::size_t i = 0; i < detections.size(); ++i) {
+    const Detection& d = detections[i];
+    if (claimed[i] >= 0) {
+      const KnownPlate& k = (*known)[std::size_t(claimed[i])];
+      Plate p;
+      p.text = k.text;
+      p.confidence = k.confidence;
+      p.country = k.country;
+      p.country_confidence = k.country_confidence;
+      if (const PlateFormat* f = impl_->formats.likeliest(k.text, impl_->options.decode.preferred_country)) {
+        p.fits_format = true;
+        p.format = f->name;
+      }
+      p.box = d.box;
+      p.corners = d.corners;
+      p.detection_confidence = d.score;
+      p.passes = d.passes;
+      p.reused = true;
+      r.plates.push_back(std::move(p));
+      continue;
+    }
     bool keep = true;
     Plate p = pipeline.read(image, d, keep, log);
     if (!keep || p.text.empty()) continue;

@@ -259,6 +259,8 @@ struct PlateTracker::Impl {
     if (tr.history.size() > kHistory) tr.history.pop_front();
     tr.last_seen = t;
     tr.last_box = read.box;
+    // A plate seen again but not read (Plate::reused) moves its track on; it is no vote.
+    if (read.reused) return;
     remember_text(tr, read);
     if (!tr.window_open()) {
       tr.window_start = t;
@@ -289,11 +291,13 @@ struct PlateTracker::Impl {
     const auto fitting = formats.match(text);
     double total = 0;
     for (auto& [country, v] : votes) {
-      const bool fits = std::any_of(fitting.begin(), fitting.end(), [&](const auto* f) { return f->country == country; });
+      const bool fits =
+          std::any_of(fitting.begin(), fitting.end(), [&](const auto* f) { return f->country == country; });
       if (!fitting.empty() && !fits) v /= 6.0;
       total += v;
     }
-    const auto best = std::max_element(votes.begin(), votes.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    const auto best = std::max_element(votes.begin(), votes.end(),
+                                       [](const auto& a, const auto& b) { return a.second < b.second; });
     return {best->first, float(best->second / total)};
   }
 
@@ -351,7 +355,8 @@ struct PlateTracker::Impl {
 
   void remember(const PlateEvent& ev) {
     reported.push_back({ev.text, ev.box, ev.last_seen});
-    while (!reported.empty() && (reported.size() > 64 || ev.last_seen - reported.front().t > options.fragment_window_s))
+    while (!reported.empty() &&
+           (reported.size() > 64 || ev.last_seen - reported.front().t > options.fragment_window_s))
       reported.pop_front();
   }
 
@@ -413,7 +418,7 @@ std::vector<PlateEvent> PlateTracker::update(const std::vector<Plate>& reads, do
   for (int r = 0; r < rows; ++r) {
     if (match[r] >= 0) {
       im.add_read(im.tracks[match[r]], std::move(usable[r]), t, frame);
-    } else {
+    } else if (!usable[r].reused) {  // a reused read belongs to a track, or to none
       Track tr;
       tr.id = im.next_id++;
       im.add_read(tr, std::move(usable[r]), t, frame);

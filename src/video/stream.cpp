@@ -38,6 +38,12 @@ struct Stream::Impl {
   void recognize_loop();
   void process(const Frame& frame, MotionGate& gate, double& last_recognized_t, cv::Rect roi_rect);
   std::vector<cv::Rect> detection_regions(const MotionGate& gate, const cv::Rect& area) const;
+  // The open tracks read surely enough not to be read again in this frame (StreamOptions::reread_every),
+  // in the coordinates of the image recognised (the frame, or its ROI crop at `origin`).
+  std::vector<KnownPlate> known_plates(std::int64_t frame_index, cv::Point origin) const;
+  // What makes a track's read sure (see StreamOptions::reread_every).
+  static constexpr int kSettledReads = 3;
+  static constexpr float kSettledConfidence = 0.9f;
   void deliver(const std::vector<PlateEvent>& events, const Frame* trigger);
 
   const Recognizer& recognizer;
@@ -117,6 +123,19 @@ void Stream::Impl::deliver(const std::vector<PlateEvent>& events, const Frame* t
   }
 }
 
+std::vector<KnownPlate> Stream::Impl::known_plates(std::int64_t frame_index, cv::Point origin) const {
+  std::vector<KnownPlate> known;
+  if (options.reread_every <= 1) return known;
+  for (const auto& t : tracker.open_tracks()) {
+    const bool settled = t.frames >= kSettledReads && t.best_confidence >= kSettledConfidence &&
+                         recognizer.formats().likeliest(t.best_text, options.tracker.preferred_country);
+    // staggered by track, so the plates in view are not all read again in the same frame
+    if (!settled || (frame_index + t.id) % options.reread_every == 0) continue;
+    known.push_back({t.box - origin, t.best_text, t.best_confidence, "", 0.0f});
+  }
+  return known;
+}
+
 std::vector<cv::Rect> Stream::Impl::detection_regions(const MotionGate& gate, const cv::Rect& area) const {
   std::vector<cv::Rect> regions;
   const cv::Rect changed = gate.changed_area();
@@ -124,7 +143,8 @@ std::vector<cv::Rect> Stream::Impl::detection_regions(const MotionGate& gate, co
     // A margin for a plate at the edge of the changed pixels (a car's front moving into view).
     const int margin = std::max(area.width, area.height) / 32;
     regions.push_back(cv::Rect(changed.x - margin, changed.y - margin, changed.width + 2 * margin,
-                               changed.height + 2 * margin) & area);
+                               changed.height + 2 * margin) &
+                      area);
   }
   for (const auto& t : tracker.open_tracks()) {
     // Where the plate can be by now: its last box grown by its own size on every side.
@@ -173,10 +193,11 @@ void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_re
     Recognition r;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      if (options.motion_regions && options.motion.enabled)
-        r = recognizer.recognize(frame.image, detection_regions(gate, area));
-      else
-        r = recognizer.recognize(area == full ? frame.image : frame.image(area));
+      FrameHints hints;
+      const bool regions = options.motion_regions && options.motion.enabled;
+      if (regions) hints.regions = detection_regions(gate, area);
+      hints.known = known_plates(frame.index, regions ? cv::Point() : area.tl());
+      r = recognizer.recognize(regions || area == full ? frame.image : frame.image(area), hints);
     } catch (const std::exception& e) {
       failed = true;
       vigil::log(LogLevel::kWarn, options.camera_id + ": recognition failed on frame " +
