@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-
 #include <opencv2/dnn.hpp>
 
 #include "common/json_file.hpp"
@@ -46,11 +45,12 @@ Result<CountryClassifier> CountryClassifier::load(const std::string& models_dir)
   return c;
 }
 
-std::vector<float> CountryClassifier::classify(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& quad) const {
+std::vector<float> CountryClassifier::classify(const cv::Mat& bgr,
+                                               const std::array<cv::Point2f, 4>& quad) const {
   if (bgr.empty() || bgr.channels() != 3) return {};
   cv::Mat plate = rectify_plate(bgr, quad, false, geometry_);
-  const cv::Mat blob = cv::dnn::blobFromImage(plate, scale_ / std_, cv::Size(), cv::Scalar::all(mean_ / scale_),
-                                              false, false, CV_32F);
+  const cv::Mat blob = cv::dnn::blobFromImage(plate, scale_ / std_, cv::Size(),
+                                              cv::Scalar::all(mean_ / scale_), false, false, CV_32F);
   cv::Mat logits;
   {
     auto net = nets_->acquire();
@@ -85,18 +85,43 @@ CountryChoice choose_country(const std::vector<std::string>& classes, const std:
   for (const PlateFormat* f : fitting) score.emplace(f->country, kClassifierFloor);
   float total = 0;
   for (auto& [country, s] : score) {
-    const bool fits = std::any_of(fitting.begin(), fitting.end(), [&](const auto* f) { return f->country == country; });
+    const bool fits =
+        std::any_of(fitting.begin(), fitting.end(), [&](const auto* f) { return f->country == country; });
     if (!fitting.empty() && !fits) s *= kNoFitPenalty;
     if (!preferred.empty() && country == preferred) s *= std::max(preferred_prior, 1.0f);
     total += s;
   }
   if (score.empty() || total <= 0) return out;
-  const auto best = std::max_element(score.begin(), score.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+  const auto best = std::max_element(score.begin(), score.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; });
   out.country = best->first;
   out.confidence = best->second / total;
   out.format = formats.likeliest(text, out.country);
   if (out.format && out.format->country != out.country) out.format = nullptr;
   return out;
+}
+
+std::size_t choose_read(const std::vector<std::string>& classes, const std::vector<float>& probs,
+                        const FormatSet& formats, const std::vector<Candidate>& candidates,
+                        const std::string& preferred, float preferred_prior, float unfit_factor) {
+  if (probs.empty() || probs.size() != classes.size() || candidates.size() < 2) return 0;
+  std::size_t best = 0;
+  double best_score = -1;
+  for (std::size_t k = 0; k < candidates.size(); ++k) {
+    const auto fitting = formats.match(candidates[k].text);
+    double look = 0;
+    for (std::size_t i = 0; i < classes.size(); ++i) {
+      if (!formats.has_country(classes[i])) continue;
+      const bool fits = std::any_of(fitting.begin(), fitting.end(),
+                                    [&](const auto* f) { return f->country == classes[i]; });
+      double s = (probs[i] + kClassifierFloor) * (fits ? 1.0 : unfit_factor);
+      if (!preferred.empty() && classes[i] == preferred) s *= std::max(preferred_prior, 1.0f);
+      look = std::max(look, s);
+    }
+    const double score = double(candidates[k].confidence) * look;
+    if (score > best_score) best = k, best_score = score;
+  }
+  return best;
 }
 
 }  // namespace detail

@@ -48,5 +48,15 @@ CountryChoice choose_country(const std::vector<std::string>& classes, const std:
                              const FormatSet& formats, const std::string& text, const std::string& preferred,
                              float preferred_prior);
 
+// Which of a plate's candidate reads to keep once its looks are known: each candidate scores its
+// probability times its likeliest country's look, (classifier probability + a small floor) x
+// `unfit_factor` when the text fits none of that country's formats (x `preferred_prior` for the
+// preferred country). A Belgian-looking plate read "1ET0293" (89%, a Czech layout) and "1ETO293" (10%,
+// the Belgian one) keeps the Belgian read. Returns the index of the candidate to keep; 0 (the decoder's
+// choice) without classifier probabilities or candidates.
+std::size_t choose_read(const std::vector<std::string>& classes, const std::vector<float>& probs,
+                        const FormatSet& formats, const std::vector<Candidate>& candidates,
+                        const std::string& preferred, float preferred_prior, float unfit_factor);
+
 }  // namespace detail
 }  // namespace vigil

@@ -179,25 +179,36 @@ struct Recognizer::Impl {
     return {*detector, other ? *other : static_cast<const recognize::ReadEngine&>(*neural), formats, options};
   }
 
-  // Once the read of a plate is chosen (the arbitration between reads compares probabilities and texts):
-  // a discount when it fits no format of the region, then its country from its looks along its corners.
+  // Once the reads of a plate are in (the arbitration between reads compares probabilities and texts):
+  // its looks (the country classifier along its corners) choose between its candidate reads and name its
+  // country, then a discount when it fits no format of the region.
   void finish_read(const cv::Mat& bgr, Plate& p, recognize::PassLog& log) const {
-    if (!p.fits_format && !formats.formats().empty())
-      p.confidence *= std::clamp(options.decode.no_format_factor, 0.0f, 1.0f);
     const auto t0 = recognize::PassLog::Clock::now();
-    name_country(bgr, p.corners, p);
-    log.add("country", t0);
-  }
-
-  // The country from the plate's looks and the formats its text fits (detail::choose_country).
-  void name_country(const cv::Mat& bgr, const std::array<cv::Point2f, 4>& corners, Plate& p) const {
-    const std::vector<float> probs = country ? country->classify(bgr, corners) : std::vector<float>{};
-    const auto choice =
-        detail::choose_country(country ? country->classes() : std::vector<std::string>{}, probs, formats,
-                               p.text, options.decode.preferred_country, options.decode.country_prior);
+    const std::vector<float> probs = country ? country->classify(bgr, p.corners) : std::vector<float>{};
+    const std::vector<std::string> none;
+    const auto& classes = country ? country->classes() : none;
+    if (const std::size_t k =
+            detail::choose_read(classes, probs, formats, p.candidates, options.decode.preferred_country,
+                                options.decode.country_prior, options.decode.unfit_country_factor);
+        k > 0 && k < p.candidates.size()) {
+      // another candidate, read less surely, fits the country the plate looks like
+      const Candidate chosen = p.candidates[k];
+      p.candidates.erase(p.candidates.begin() + std::ptrdiff_t(k));
+      p.candidates.insert(p.candidates.begin(), chosen);
+      p.text = chosen.text;
+      p.confidence = chosen.confidence;
+      p.fits_format = !formats.match(chosen.text).empty();
+      p.char_confidences.clear();  // known for the decoder's read only
+      recognize::mark(p.passes, "country");
+    }
+    const auto choice = detail::choose_country(
+        classes, probs, formats, p.text, options.decode.preferred_country, options.decode.country_prior);
     p.country = choice.country;
     p.country_confidence = choice.confidence;
     p.format = choice.format ? choice.format->name : "";
+    log.add("country", t0);
+    if (!p.fits_format && !formats.formats().empty())
+      p.confidence *= std::clamp(options.decode.no_format_factor, 0.0f, 1.0f);
   }
 };
 
@@ -346,12 +357,8 @@ Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv:
     bool keep = true;
     Plate p = pipeline.read(image, d, keep, log);
     if (!keep || p.text.empty()) continue;
-    if (!p.fits_format && !impl_->formats.formats().empty())
-      p.confidence *= std::clamp(impl_->options.decode.no_format_factor, 0.0f, 1.0f);
+    impl_->finish_read(image, p, log);
     if (p.confidence < impl_->options.min_confidence) continue;
-    const auto tc = Clock::now();
-    impl_->name_country(image, p.corners, p);
-    log.add("country", tc);
     p.detection_confidence = d.score;
     r.plates.push_back(std::move(p));
   }
