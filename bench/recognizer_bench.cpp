@@ -1,6 +1,7 @@
 // Speed of the recognizer's stages on the bundled 1280x720 sample (one plate in view), and on it shrunk
 // to 320x180 (small images are looked at twice).
 //   build/bench/vigil_benchmarks --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <algorithm>
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -79,6 +80,20 @@ const cv::Mat& small_frame() {
   return img;
 }
 
+// An ordinary car photo: 576x432 around the sample's plate (the 4:3 part of the frame centred on it, shrunk).
+const cv::Mat& photo_576() {
+  static cv::Mat img = [] {
+    const auto dets = recognizer().detect(frame_720p());
+    if (dets.empty()) throw std::runtime_error("no plate detected in samples/ro-dashcam-720p.jpg");
+    const cv::Rect& b = dets[0].box;
+    const int x = std::clamp(b.x + b.width / 2 - 480, 0, frame_720p().cols - 960);
+    cv::Mat photo;
+    cv::resize(frame_720p()(cv::Rect(x, 0, 960, 720)), photo, cv::Size(576, 432), 0, 0, cv::INTER_AREA);
+    return photo;
+  }();
+  return img;
+}
+
 void recognize(benchmark::State& state, const vigil::Recognizer& rec, const cv::Mat& img) {
   cv::setNumThreads(int(state.range(0)));
   std::size_t plates = 0;
@@ -88,6 +103,9 @@ void recognize(benchmark::State& state, const vigil::Recognizer& rec, const cv::
 
 void BM_Recognize720p(benchmark::State& state) { recognize(state, recognizer(), frame_720p()); }
 BENCHMARK(BM_Recognize720p)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_RecognizePhoto576(benchmark::State& state) { recognize(state, recognizer(), photo_576()); }
+BENCHMARK(BM_RecognizePhoto576)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Recognize720pNoCloseUp(benchmark::State& state) {
   recognize(state, recognizer_without_close_up(), frame_720p());
