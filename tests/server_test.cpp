@@ -397,6 +397,75 @@ TEST_P(ServerTest, MalformedSightingsAreRefusedNamingTheProblem) {
   EXPECT_EQ(as("camera", "POST", "/api/sightings", batch({with_country.dump()})).status, 200);
 }
 
+// Hostile and careless bodies (issue "Hardening"): refused with 400/409/415 naming the problem, nothing
+// stored, and above all no sighting whose text was rewritten into a plate nobody read (and then fined).
+TEST_P(ServerTest, HostileBodiesAreRefusedAndNoUnreadPlateIsFined) {
+  const std::string good = event("h1", "A1", "5XY6789");
+  auto with = [&](const std::string& key, const json& value) {
+    json j = json::parse(good);
+    j[key] = value;
+    return j.dump();
+  };
+  std::string deep = "1";
+  for (int i = 0; i < 100000; ++i) deep = "[" + deep;  // closed below
+  deep += std::string(100000, ']');
+  std::string forty = "1";
+  for (int i = 0; i < 40; ++i) forty = "[" + forty + "]";
+  std::string overflow = good;
+  overflow.replace(overflow.find("0.95"), 4, "1e400");
+  struct Case {
+    std::string body, type;
+    int status;
+    std::string expect;
+  };
+  for (const auto& c : std::vector<Case>{
+           {batch({with("text", "\u0158\u017d\u010c123")}), "application/json", 400, "sightings[0].text"},
+           {batch({good, with("text", "' OR '1'='1")}), "application/json", 400, "sightings[1].text"},
+           {batch({with("candidates", json::array({"5XY6789", "\u0158\u017d"}))}), "application/json", 400,
+            "sightings[0].candidates[1]"},
+           {batch({good}).replace(batch({good}).find("\"h1\""), 4, "\"h1\", \"box\": " + deep),
+            "application/json", 400, "nested deeper than 32"},
+           {batch({with("box", json::parse(forty))}), "application/json", 400, "nested deeper than 32"},
+           {batch({with("box", json::array({1, 2, 3}))}), "application/json", 400, "sightings[0].box"},
+           {batch({with("box", json::array({json::array({1}), 2, 3, 4}))}), "application/json", 400,
+            "sightings[0].box"},
+           {batch({with("direction", std::string(100, 'x'))}), "application/json", 400,
+            "sightings[0].direction"},
+           {batch({with("frames", "many")}), "application/json", 400, "sightings[0].frames"},
+           {batch({with("evidence", json{{"plate", json::array()}})}), "application/json", 400,
+            "sightings[0].evidence.plate"},
+           {batch({overflow}), "application/json", 400, "malformed JSON"},
+           {batch({good}), "application/jsonx", 415, "application/json"},
+           {"sightings=1", "application/x-www-form-urlencoded", 415, "application/json"},
+       }) {
+    auto r = as("camera", "POST", "/api/sightings", c.body, c.type);
+    EXPECT_EQ(r.status, c.status) << c.expect << ": " << r;
+    EXPECT_NE(r.j.value("error", "").find(c.expect), std::string::npos) << c.expect << ": " << r;
+  }
+  EXPECT_EQ(stored_sightings(), 0u);
+  // The same refusals on the other bodies the server parses.
+  EXPECT_EQ(as("admin", "POST", "/api/vignettes", forty, "application/json").status, 400);
+  EXPECT_EQ(as("admin", "POST", "/api/vignettes", "{}", "application/jsonx").status, 415);
+  // A parameter on the media type is fine; the server is unharmed.
+  EXPECT_EQ(as("camera", "POST", "/api/sightings", batch({good}), "application/json; charset=utf-8").status,
+            200);
+  EXPECT_EQ(stored_sightings(), 1u);
+
+  // One event id, two contents: refused naming the item, inside a batch or across batches; the same event
+  // sent again (a retry) is a duplicate, as before.
+  const std::string other = event("h1", "A1", "5XY6788");
+  auto twice = as("camera", "POST", "/api/sightings",
+                  batch({event("h2", "A1", "1AB2345"), event("h2", "A1", "1AB2346")}));
+  EXPECT_EQ(twice.status, 409) << twice;
+  EXPECT_NE(twice.j.value("error", "").find("sightings[1].id"), std::string::npos) << twice;
+  auto later = as("camera", "POST", "/api/sightings", batch({other}));
+  EXPECT_EQ(later.status, 409) << later;
+  EXPECT_NE(later.j.value("error", "").find("other content"), std::string::npos) << later;
+  auto retry = as("camera", "POST", "/api/sightings", batch({good}));
+  EXPECT_EQ(retry.status, 200) << retry;
+  EXPECT_EQ(stored_sightings(), 1u);
+}
+
 // A JPEG of w x h pixels: flat grey, or noise (which compresses badly: large files).
 std::string jpeg_bytes(int w, int h, bool noise = false) {
   cv::Mat img(h, w, CV_8UC3, cv::Scalar(90, 120, 150));
@@ -1021,6 +1090,13 @@ TEST(ServeBinary, StartsTokensWorkAndStopsOnSigterm) {
   auto posted = call(port, "POST", "/api/sightings", token, batch({event("b1", "A1", "5XY6789")}));
   EXPECT_EQ(posted.status, 200) << posted;
   EXPECT_EQ(call(port, "POST", "/api/sightings", token, batch({event("b2", "B2", "5XY6789")})).status, 403);
+  // The database holds sightings, evidence and token hashes: its files are its owner's alone.
+  for (const std::string suffix : {"", "-wal", "-shm"}) {
+    if (!fs::exists(db + suffix)) continue;
+    const auto perms = fs::status(db + suffix).permissions();
+    EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none) << db + suffix;
+  }
+  EXPECT_TRUE(fs::exists(db + "-wal"));
 
   Child bad({"serve", "token", "create", "--role", "camera", "--db", db});
   err.clear();

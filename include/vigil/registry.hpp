@@ -399,8 +399,10 @@ class Registry {
 // A database URL as it may be shown: its password replaced by "***" (other text unchanged).
 std::string redact_database_url(const std::string& url);
 
-// Normalises a plate typed by a person or a shop and checks it: returns the normalised plate or an error
-// naming the problem ("plate '1AB@2345': unexpected character '@'").
-Result<std::string> clean_plate(const std::string& text);
+// Normalises a plate typed by a person or a shop (or read by a camera) and checks it: letters, digits,
+// spaces, '-' and '.' only, at least one letter or digit, at most `max_length` (0: the registry's 12) once
+// normalised. Returns the normalised plate or an error naming the problem ("plate '1AB@2345': unexpected
+// character '@'"); never drops a character it does not know.
+Result<std::string> clean_plate(const std::string& text, std::size_t max_length = 0);
 
 }  // namespace vigil

@@ -9,7 +9,8 @@
 
 namespace vigil {
 
-Result<std::string> clean_plate(const std::string& text) {
+Result<std::string> clean_plate(const std::string& text, std::size_t max_length) {
+  if (max_length == 0) max_length = kPlateMaxLength;
   const std::string shown = "plate '" + text.substr(0, 40) + "'";
   for (const char c : text) {
     const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ' ' ||
@@ -26,8 +27,8 @@ Result<std::string> clean_plate(const std::string& text) {
   }
   std::string plate = normalize_plate(text);
   if (plate.empty()) return Error{shown + ": no letters or digits"};
-  if (plate.size() > kPlateMaxLength)
-    return Error{shown + ": longer than " + std::to_string(kPlateMaxLength) + " characters"};
+  if (plate.size() > max_length)
+    return Error{shown + ": longer than " + std::to_string(max_length) + " characters"};
   return plate;
 }
 

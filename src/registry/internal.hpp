@@ -9,6 +9,7 @@
 namespace vigil {
 
 constexpr std::size_t kPlateMaxLength = 12;  // characters of a normalised plate
+constexpr std::size_t kReadMaxLength = 16;   // characters of a camera's normalised read and its candidates
 
 // The plate and each string made by deleting one character from it. Two plates at most one edit apart
 // always share a key, so a near-miss is found through an index instead of by scanning every record.

@@ -459,6 +459,11 @@ struct Registry::Impl {
         if (r.stored.sighting.camera_id != s.camera_id)
           return RegistryError{Failure::kConflict, "sightings[" + std::to_string(i) + "].id: event id '" +
                                                        s.event_id + "' is already stored for another camera"};
+        // A retry sends the same event again; the same id with other content is a client's bug, and
+        // answering "duplicate" would drop that content silently.
+        if (r.stored.sighting.event_json != s.event_json)
+          return RegistryError{Failure::kConflict, "sightings[" + std::to_string(i) + "].id: event id '" +
+                                                       s.event_id + "' is already stored with other content"};
       }
       out[i] = std::move(r);
     }
@@ -854,9 +859,11 @@ RegistryResult<std::vector<IngestResult>> Registry::ingest(const std::vector<Sig
       return invalid(at + ".camera_id: '" + s.camera_id.substr(0, 64) +
                      "' must be 1..64 of A-Z a-z 0-9 _ . : -");
     if (auto bad = check_text(at + ".text", s.read.text, 64)) return invalid(*bad);
-    s.read.text = normalize_plate(s.read.text);
-    if (s.read.text.empty()) return invalid(at + ".text: no letters or digits");
-    if (s.read.text.size() > 16) return invalid(at + ".text: longer than 16 characters");
+    // A read is a plate's letters and digits (spaces, '-' and '.' between groups): anything else is refused,
+    // never rewritten, since a plate Vigil did not read must never be fined ("ŘŽČ123" is not "123").
+    auto plate = clean_plate(s.read.text, kReadMaxLength);
+    if (!plate) return invalid(at + ".text: " + plate.error());
+    s.read.text = *plate;
     if (!std::isfinite(s.read.confidence) || s.read.confidence < 0.0f || s.read.confidence > 1.0f)
       return invalid(at + ".confidence: must be a number from 0 to 1");
     if (!s.read.country.empty()) {
@@ -865,9 +872,13 @@ RegistryResult<std::vector<IngestResult>> Registry::ingest(const std::vector<Sig
       s.read.country = *country;
     }
     if (s.read.alternatives.size() > kAlternativesMax) s.read.alternatives.resize(kAlternativesMax);
-    for (auto& a : s.read.alternatives) {
-      if (auto bad = check_text(at + ".candidates", a, 64)) return invalid(*bad);
-      a = normalize_plate(a);
+    for (std::size_t k = 0; k < s.read.alternatives.size(); ++k) {
+      auto& a = s.read.alternatives[k];
+      const std::string where = at + ".candidates[" + std::to_string(k) + "]";
+      if (auto bad = check_text(where, a, 64)) return invalid(*bad);
+      auto candidate = clean_plate(a, kReadMaxLength);
+      if (!candidate) return invalid(where + ": " + candidate.error());
+      a = *candidate;
     }
     s.read.alternatives.erase(
         std::remove_if(s.read.alternatives.begin(), s.read.alternatives.end(),

@@ -1,11 +1,14 @@
 // The SQLite backend: one file, WAL journal (readers never block the writer), a busy timeout for the
 // write lock, statements prepared once per connection.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
-#include <thread>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "registry/db.hpp"
@@ -185,7 +188,26 @@ class SqliteConnection : public Connection {
   std::unordered_map<std::string, Prepared> cache_;
 };
 
+// The database holds sightings, evidence images and token hashes: only its owner may read it. SQLite
+// creates the -wal and -shm files with the database file's mode, so the file is made 0600 before SQLite
+// opens it, and a file others could read is narrowed to its owner (a copy restored from a backup).
+void keep_private(const std::string& path) {
+  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return;  // SQLite's own open says why
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+    ::fchmod(fd, st.st_mode & 0700);
+  ::close(fd);
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    const std::string side = path + suffix;
+    if (::stat(side.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+      ::chmod(side.c_str(), st.st_mode & 0700);
+  }
+}
+
 RegistryResult<std::unique_ptr<Connection>> connect(const SqliteOptions& o, std::timed_mutex* writer) {
+  keep_private(o.path);
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(o.path.c_str(), &db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -244,6 +245,35 @@ std::optional<std::int64_t> parse_int(const std::string& s) {
   return v;
 }
 
+// Request bodies nested deeper than this are refused before they are parsed: the deepest body of the API
+// (a sighting's candidates) is 4 levels deep, and parsing, storing or printing JSON nested 100 000 deep
+// overflows the stack.
+constexpr std::size_t kJsonMaxDepth = 32;
+
+// How deeply arrays and objects nest in `text` (JSON or not), strings skipped; stops counting once past
+// kJsonMaxDepth.
+std::size_t json_depth(std::string_view text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > kJsonMaxDepth) return deepest;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 // One request being answered.
 struct Call {
   const httplib::Request& req;
@@ -285,16 +315,23 @@ struct Call {
       return std::nullopt;
     }
     const std::string type = lower(req.get_header_value("Content-Type"));
-    if (type.rfind("application/json", 0) != 0) {
-      error(415, "Content-Type must be application/json" + (type.empty() ? std::string() : ", not " + type));
+    std::string media = type.substr(0, type.find(';'));
+    while (!media.empty() && media.back() == ' ') media.pop_back();
+    if (media != "application/json") {
+      error(415, "Content-Type must be application/json" +
+                     (type.empty() ? std::string() : ", not " + type.substr(0, 80)));
+      return std::nullopt;
+    }
+    if (const std::size_t depth = json_depth(req.body); depth > kJsonMaxDepth) {
+      error(400, "malformed JSON: nested deeper than " + std::to_string(kJsonMaxDepth) + " levels");
       return std::nullopt;
     }
     try {
       return json::parse(req.body);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors, and numbers no double holds (1e400)
       std::string what = e.what();
       if (const auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
-      error(400, "malformed JSON: " + what);
+      error(400, "malformed JSON: " + what.substr(0, 200));
       return std::nullopt;
     }
   }
@@ -356,14 +393,17 @@ bool read_query(Call& c, SightingQuery& q, bool newest = false) {
   return true;
 }
 
+// A sighting's candidate reads: `vigil watch` sends 5 (--top); more are refused, not cut.
+constexpr std::size_t kCandidatesMax = 50;
+
 // One sighting of a POST /api/sightings batch; the fields of a `vigil watch` event are accepted as they are.
 // `image_max`: the largest evidence JPEG (bytes).
 std::optional<Sighting> parse_sighting(const json& j, const std::string& at, std::size_t image_max,
                                        std::string& error) {
   Fields f(j, at);
   f.only({"id", "camera_id", "time", "text", "confidence", "country", "country_confidence", "fits_format",
-          "candidates", "first_seen", "last_seen", "first_seen_s", "last_seen_s", "frames", "direction", "box",
-          "evidence", "images"});
+          "candidates", "first_seen", "last_seen", "first_seen_s", "last_seen_s", "frames", "direction",
+          "box", "evidence", "images"});
   Sighting s;
   s.event_id = f.text("id", true, 128);
   s.camera_id = f.text("camera_id", true, 64);
@@ -372,6 +412,33 @@ std::optional<Sighting> parse_sighting(const json& j, const std::string& at, std
   s.read.country = f.text("country", false, 8, true);
   s.read.fits_format = f.boolean("fits_format");
   if (f.ok() && f.has("country_confidence")) f.number("country_confidence", true);  // checked, not stored
+  // The rest of a `vigil watch` event is stored as it came (the audit copy): each field has its type and
+  // a bound, so a sighting is never a vehicle for an arbitrary document.
+  if (f.ok() && f.has("box")) {
+    const json& b = f.raw("box");
+    if (!b.is_array() || b.size() != 4 || !std::all_of(b.begin(), b.end(), [](const json& v) {
+          return v.is_number() && std::isfinite(v.get<double>());
+        }))
+      f.fail(f.path("box"), "expected [x, y, width, height] in pixels");
+  }
+  if (f.ok() && f.has("frames") && !f.raw("frames").is_number_integer())
+    f.fail(f.path("frames"), "expected a whole number, got " + type_name(f.raw("frames")));
+  f.text("direction", false, 16, true);
+  for (const char* key : {"first_seen_s", "last_seen_s"})
+    if (f.ok() && f.has(key)) f.number(key, true);
+  for (const char* key : {"first_seen", "last_seen"})
+    if (f.ok() && f.has(key) && !f.raw(key).is_number()) f.text(key, true, 64);
+  if (f.ok() && f.has("evidence")) {
+    Fields ev(f.raw("evidence"), f.path("evidence"));
+    ev.only({"plate", "frame"});
+    ev.text("plate", false, 512, true);
+    ev.text("frame", false, 512, true);
+    if (!ev.ok()) f.adopt(ev.error());
+  }
+  if (f.ok() && f.has("candidates") && f.raw("candidates").is_array() &&
+      f.raw("candidates").size() > kCandidatesMax)
+    f.fail(f.path("candidates"), std::to_string(f.raw("candidates").size()) + " candidates; at most " +
+                                     std::to_string(kCandidatesMax));
   std::string time_text;
   if (f.ok() && f.has("time")) {
     time_text = f.text("time", true, 64);
