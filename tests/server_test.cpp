@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +77,46 @@ Reply call(int port, const std::string& method, const std::string& path, const s
   if (r.j.is_discarded()) r.j = nullptr;
   return r;
 }
+
+// A raw TCP connection to the server on loopback, for requests no well-behaved client sends.
+struct RawConnection {
+  int fd = -1;
+  explicit RawConnection(int port) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ~RawConnection() {
+    if (fd >= 0) ::close(fd);
+  }
+  bool send(const std::string& bytes) const {
+    return fd >= 0 &&
+           ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  // What the server answers within `timeout_ms` (until it closes the connection or stops sending).
+  std::string receive(int timeout_ms) const {
+    std::string out;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (fd >= 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+};
 
 std::string event(const std::string& id, const std::string& camera, const std::string& text,
                   const std::string& time = "2024-06-05T12:00:00Z", double confidence = 0.95) {
@@ -464,6 +506,38 @@ TEST_P(ServerTest, HostileBodiesAreRefusedAndNoUnreadPlateIsFined) {
   auto retry = as("camera", "POST", "/api/sightings", batch({good}));
   EXPECT_EQ(retry.status, 200) << retry;
   EXPECT_EQ(stored_sightings(), 1u);
+}
+
+// A body is read only from a client with a valid token, of a size its route takes, with a Content-Length:
+// each refusal comes as soon as the headers are in (the body never sent here), and the connection closes.
+TEST_P(ServerTest, BodiesAreCheckedBeforeTheyAreRead) {
+  struct Case {
+    std::string headers;
+    std::string status;
+  };
+  const std::string camera = "Authorization: Bearer " + tokens_.at("camera") + "\r\n";
+  for (const auto& c : std::vector<Case>{
+           {"Content-Type: application/json\r\nContent-Length: 100\r\n", "401"},
+           {"Content-Type: application/json\r\nAuthorization: Bearer vgl_wrong\r\nContent-Length: 100\r\n",
+            "401"},
+           {"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", "411"},
+           {camera + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", "411"},
+           {"Content-Type: application/json\r\nContent-Length: 300000000\r\n", "413"},
+           {"Content-Type: application/json\r\nContent-Length: lots\r\n", "400"},
+       }) {
+    RawConnection conn(port_);
+    ASSERT_TRUE(conn.send("POST /api/sightings HTTP/1.1\r\nHost: x\r\n" + c.headers + "\r\n")) << c.headers;
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string answer = conn.receive(3000);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 " + c.status) << c.headers << "\n" << answer;
+    EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+    EXPECT_LT(waited, std::chrono::seconds(2)) << "the server waited for the body: " << c.headers;
+  }
+  // With a token and a length the body is read and answered as before.
+  auto ok = as("camera", "POST", "/api/sightings", batch({event("c1", "A1", "5XY6789")}));
+  EXPECT_EQ(ok.status, 200) << ok;
+  EXPECT_EQ(as("", "GET", "/health").status, 200);
 }
 
 // A JPEG of w x h pixels: flat grey, or noise (which compresses badly: large files).

@@ -578,6 +578,57 @@ struct Server::Impl {
 
   bool authorize(Call& c, const Roles& roles) {
     if (roles.empty()) return true;
+    if (!authenticate(c)) return false;
+    if (std::find(roles.begin(), roles.end(), c.token.role) == roles.end()) {
+      c.error(403,
+              std::string(c.token.role == Role::kOperator || c.token.role == Role::kAdmin ? "an " : "a ") +
+                  to_string(c.token.role) + " token may not call " + c.route + " (needs " +
+                  roles_text(roles) + ")");
+      return false;
+    }
+    return true;
+  }
+
+  // The largest body a request to `path` may carry (bytes).
+  std::size_t body_limit(const std::string& path) const {
+    if (path == "/api/sightings") return opt.sightings_max_bytes;
+    if (path == "/api/vignettes/import") return opt.import_max_bytes;
+    return opt.body_max_bytes;
+  }
+
+  // Runs when a request's headers are in and before its body is read: a body is read only from a client
+  // with a valid token, of a size the route takes, sent with Content-Length (a chunked body has no size
+  // to check first). Every route that takes a body needs a token. A refused request's connection is
+  // closed: its body is never read.
+  httplib::Server::HandlerResponse before_body(const httplib::Request& req, httplib::Response& res) {
+    const bool chunked =
+        lower(req.get_header_value("Transfer-Encoding")).find("chunked") != std::string::npos;
+    const std::string length_text = req.get_header_value("Content-Length");
+    const auto length = parse_int(length_text);
+    if (!chunked && (length_text.empty() || (length && *length == 0)))
+      return httplib::Server::HandlerResponse::Unhandled;
+    Call c{req, res, req.method + " " + req.path, {}};
+    const auto t0 = std::chrono::steady_clock::now();
+    bool refused = true;
+    if (chunked) {
+      c.error(411, "chunked request bodies are not accepted: send the body with a Content-Length header");
+    } else if (!length || *length < 0) {
+      c.error(400, "Content-Length '" + length_text.substr(0, 40) + "' is not a number of bytes");
+    } else if (std::size_t(*length) > body_limit(req.path)) {
+      c.error(413, "request body of " + std::to_string(*length) + " bytes is over the limit of " +
+                       std::to_string(body_limit(req.path)));
+    } else {
+      refused = !authenticate(c);
+    }
+    if (!refused) return httplib::Server::HandlerResponse::Unhandled;
+    res.set_header("Connection", "close");
+    metrics.request("before the body", res.status,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return httplib::Server::HandlerResponse::Handled;
+  }
+
+  // Sets c.token from the request's bearer token, or answers 401.
+  bool authenticate(Call& c) {
     const std::string header = c.req.get_header_value("Authorization");
     if (header.empty()) {
       c.res.set_header("WWW-Authenticate", "Bearer realm=\"vigil\"");
@@ -597,13 +648,6 @@ struct Server::Impl {
       return false;
     }
     c.token = **token;
-    if (std::find(roles.begin(), roles.end(), c.token.role) == roles.end()) {
-      c.error(403,
-              std::string(c.token.role == Role::kOperator || c.token.role == Role::kAdmin ? "an " : "a ") +
-                  to_string(c.token.role) + " token may not call " + c.route + " (needs " +
-                  roles_text(roles) + ")");
-      return false;
-    }
     return true;
   }
 
@@ -1050,6 +1094,8 @@ Result<int> Server::start() {
   // Headers and body go out in separate writes; with Nagle's algorithm the second waits for the
   // client's delayed ACK (40 ms on Linux) on every response.
   m.http.set_tcp_nodelay(true);
+  m.http.set_pre_routing_handler(
+      [&m](const httplib::Request& req, httplib::Response& res) { return m.before_body(req, res); });
   // Browsers must take every answer as the type it names (the dashboard's scripts, JSON never as HTML).
   m.http.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
   // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port and
