@@ -1,6 +1,7 @@
 // The vigil command line as a user runs it: the binary is spawned with generated inputs and its stdout,
 // stderr and exit status are checked. The models' accuracy is still changing, so these tests check the
 // structure and behaviour of the output, never particular plate texts.
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -975,4 +976,46 @@ TEST_F(CliTest, ReadSkipsPassesByNameAndExplainsThem) {
   ASSERT_EQ(skipped.status, 0) << skipped;
   for (const char* pass : {"\"level\"", "\"refine\"", "\"close-up\""})
     EXPECT_FALSE(contains(skipped.out, pass)) << pass << "\n" << skipped;
+}
+
+// What is not a plain image file is refused before it is read or decoded, each with its JSON line, and the
+// run goes on: a FIFO named .jpg (reading it would block forever), a device, a folder named .jpg, an empty
+// folder, and small files whose headers declare 16000x16000 (TIFF) and 16383x16383 (WebP) pixels.
+TEST_F(CliTest, ReadChecksFilesBeforeReadingAndHeadersBeforeDecoding) {
+  const std::string fifo = path("camera.jpg");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string folder_jpg = path("album.jpg");
+  fs::create_directories(folder_jpg);
+  const std::string empty = path("empty");
+  fs::create_directories(empty);
+  // TIFF, little-endian: one IFD with ImageWidth and ImageLength (LONG) 16000.
+  std::string tiff("II*\0\x08\0\0\0", 8);
+  tiff += std::string("\x02\0", 2);
+  tiff += std::string("\x00\x01\x04\0\x01\0\0\0\x80\x3e\0\0", 12);
+  tiff += std::string("\x01\x01\x04\0\x01\0\0\0\x80\x3e\0\0", 12);
+  tiff += std::string(4, '\0') + std::string(1000, '\0');
+  const std::string big_tiff = write_file("big.tif", tiff);
+  // WebP VP8X: canvas 16383 x 16383 (stored minus one, 24 bits each).
+  std::string webp = std::string("RIFF\x40\0\0\0WEBPVP8X\x0a\0\0\0\x10\0\0\0", 24) + std::string("\xfe\x3f\0\xfe\x3f\0", 6);
+  webp += std::string(100, '\0');
+  const std::string big_webp = write_file("big.webp", webp);
+  const std::string good = write_image("good.jpg");
+  const auto r = run_vigil({"read", "--json", fifo, "/dev/zero", folder_jpg, empty, big_tiff, big_webp, good});
+  EXPECT_FALSE(r.timed_out) << r;
+  EXPECT_EQ(r.status, 1) << r;
+  const auto lines = json_lines(r.out);
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {fifo, "pipe"},          {"/dev/zero", "device"},   {folder_jpg, "folder with no images"},
+      {empty, "folder with no images"}, {big_tiff, "16000x16000"}, {big_webp, "16383x16383"}, {good, ""}};
+  ASSERT_EQ(lines.size(), want.size()) << r;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(want[i].first);
+    EXPECT_EQ(lines[i]["image"], want[i].first);
+    if (want[i].second.empty()) {
+      EXPECT_TRUE(lines[i]["error"].is_null()) << lines[i];
+    } else {
+      ASSERT_TRUE(lines[i]["error"].is_string()) << lines[i];
+      EXPECT_TRUE(contains(lines[i]["error"].get<std::string>(), want[i].second)) << lines[i];
+    }
+  }
 }

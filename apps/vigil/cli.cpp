@@ -11,11 +11,11 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "vigil/image.hpp"
+
 namespace fs = std::filesystem;
 
 namespace vigil::cli {
-
-std::string fmt_hex(unsigned char c);
 
 void RecognizerFlags::add_to(CLI::App& app) {
   app.add_option("--models", models_dir, "Folder with detector.onnx and reader.onnx (default: found next to the binary)");
@@ -123,6 +123,7 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& args) {
         if (it->is_regular_file(ec) && is_image_path(it->path().string())) found.push_back(it->path().string());
       }
       std::sort(found.begin(), found.end());
+      if (found.empty()) found.push_back(a);  // reported as a folder with no images, in its place
       out.insert(out.end(), found.begin(), found.end());
     } else {
       out.push_back(a);
@@ -131,151 +132,15 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& args) {
   return out;
 }
 
-namespace {
-
-struct Header {
-  std::string kind;  // "jpeg", "png", "bmp", "webp", "tiff" or ""
-  long long width = -1, height = -1;
-};
-
-uint32_t be32(const unsigned char* p) { return (uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; }
-uint16_t be16(const unsigned char* p) { return uint16_t((p[0] << 8) | p[1]); }
-
-Header probe(const std::string& bytes) {
-  Header h;
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) {
-    h.kind = "jpeg";
-    size_t i = 2;
-    while (i + 9 < n) {  // walk the marker segments up to the frame header
-      if (p[i] != 0xFF) break;
-      const unsigned char m = p[i + 1];
-      if (m == 0xFF) { ++i; continue; }
-      if ((m >= 0xC0 && m <= 0xCF) && m != 0xC4 && m != 0xC8 && m != 0xCC) {
-        h.height = be16(p + i + 5);
-        h.width = be16(p + i + 7);
-        break;
-      }
-      i += 2 + be16(p + i + 2);
-    }
-  } else if (n >= 24 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) {
-    h.kind = "png";
-    h.width = be32(p + 16);
-    h.height = be32(p + 20);
-  } else if (n >= 26 && p[0] == 'B' && p[1] == 'M') {
-    h.kind = "bmp";
-    int32_t w, hh;
-    std::memcpy(&w, p + 18, 4);
-    std::memcpy(&hh, p + 22, 4);
-    h.width = w;
-    h.height = std::llabs(hh);
-  } else if (n >= 12 && std::memcmp(p, "RIFF", 4) == 0 && std::memcmp(p + 8, "WEBP", 4) == 0) {
-    h.kind = "webp";
-  } else if (n >= 4 && (std::memcmp(p, "II*\0", 4) == 0 || std::memcmp(p, "MM\0*", 4) == 0)) {
-    h.kind = "tiff";
-  }
-  return h;
-}
-
-// Offset of the first start-of-scan marker; the size when the headers end before one (cut short), 0 when
-// the segments cannot be walked.
-size_t jpeg_scan_start(const std::string& bytes) {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  size_t i = 2;
-  while (i + 4 <= n) {
-    if (p[i] != 0xFF) return 0;
-    const unsigned char m = p[i + 1];
-    if (m == 0xFF) {
-      ++i;
-    } else if (m == 0xDA) {
-      return i;
-    } else if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
-      i += 2;
-    } else {
-      i += 2 + be16(p + i + 2);
-    }
-  }
-  return n;
-}
-
-std::string describe_start(const std::string& bytes) {
-  std::string s;
-  for (size_t i = 0; i < std::min<size_t>(bytes.size(), 8); ++i) {
-    const unsigned char c = bytes[i];
-    s += (c >= 32 && c < 127) ? std::string(1, char(c)) : "\\x" + fmt_hex(c);
-  }
-  return s;
-}
-
-}  // namespace
-
-std::string fmt_hex(unsigned char c) {
-  static const char* d = "0123456789abcdef";
-  return {d[c >> 4], d[c & 15]};
-}
-
 LoadedImage load_image(const std::string& path, std::size_t max_pixels) {
   LoadedImage r;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    r.error = "no such file";
-    return r;
-  }
-  if (fs::is_directory(path, ec)) {
-    r.error = "is a directory";
-    return r;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    r.error = std::string("cannot open: ") + std::strerror(errno);
-    return r;
-  }
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) {
-    r.error = "empty file (0 bytes)";
-    return r;
-  }
-  const Header h = probe(bytes);
-  if (h.kind.empty()) {
-    r.error = "not an image (starts with \"" + describe_start(bytes) + "\"); supported: JPEG, PNG, BMP, WebP, TIFF";
-    return r;
-  }
-  if (h.width == 0 || h.height == 0) {
-    r.error = "image header says " + std::to_string(h.width) + "x" + std::to_string(h.height) + " pixels";
-    return r;
-  }
-  if (h.width > 0 && h.height > 0 && std::size_t(h.width) * std::size_t(h.height) > max_pixels) {
-    r.error = "image too large (" + std::to_string(h.width) + "x" + std::to_string(h.height) + " pixels; the limit is " +
-              std::to_string(max_pixels / 1000000) + " megapixels): downscale it first";
-    return r;
-  }
-  if (h.kind == "jpeg") {
-    // A JPEG cut short decodes with grey blocks and only a libjpeg warning: refuse it instead. The end marker
-    // is looked for anywhere after the first scan, not just at the end: cameras append data after it
-    // (motion-photo videos, maker trailers), and an EXIF thumbnail before the scan has its own.
-    if (bytes.find("\xFF\xD9", jpeg_scan_start(bytes)) == std::string::npos) {
-      r.error = "truncated JPEG (no end-of-image marker): the file was cut short";
-      return r;
-    }
-  }
-  if (h.kind == "png" && bytes.find("IEND") == std::string::npos) {
-    r.error = "truncated PNG (no IEND chunk): the file was cut short";
-    return r;
-  }
-  try {
-    cv::Mat buf(1, int(bytes.size()), CV_8U, bytes.data());
-    r.image = cv::imdecode(buf, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    r.error = "cannot decode " + h.kind + " data (" + e.msg + ")";
-    return r;
-  }
-  if (r.image.empty()) r.error = "cannot decode the " + h.kind + " data: corrupt or unsupported";
-  else if (r.image.total() > max_pixels) {
-    r.error = "image too large (" + std::to_string(r.image.cols) + "x" + std::to_string(r.image.rows) + " pixels)";
-    r.image.release();
-  }
+  ImageLimits limits;
+  limits.max_pixels = max_pixels;
+  auto image = load_image_file(path, limits);
+  if (image)
+    r.image = std::move(*image);
+  else
+    r.error = image.error();
   return r;
 }
 

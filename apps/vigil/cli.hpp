@@ -34,12 +34,11 @@ struct LoadedImage {
   std::string error;  // "" when image is usable
 };
 
-// Reads and decodes one image file, refusing what is not an image, truncated JPEG/PNG data and images
-// over max_pixels (checked from the header before decoding).
+// Reads and decodes one image file (vigil::load_image_file: checked before reading and decoding).
 LoadedImage load_image(const std::string& path, std::size_t max_pixels);
 
 // Expands files, directories (recursively, image extensions only, sorted) and "-" (paths on stdin).
-// Paths that do not exist are kept, so the caller reports them in order.
+// Paths that do not exist, and folders holding no image, are kept, so the caller reports them in order.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& args);
 
 bool is_image_path(const std::string& path);

@@ -16,6 +16,7 @@
 #include <opencv2/videoio/registry.hpp>
 
 #include "video/source_internal.hpp"
+#include "vigil/image.hpp"
 #include "vigil/video.hpp"
 
 namespace fs = std::filesystem;
@@ -500,17 +501,13 @@ class ImageSource : public SourceBase {
       const size_t i = next_++;
       ++counters_.frames_read;
       if (i % size_t(options_.stride) != 0) continue;
-      cv::Mat image;
-      try {
-        image = cv::imread(files_[i], cv::IMREAD_COLOR);
-      } catch (const cv::Exception&) {
-      }
-      if (image.empty()) {
+      auto image = load_image_file(files_[i]);
+      if (!image) {
         ++counters_.frames_unreadable;
-        vigil::log(LogLevel::kWarn, files_[i] + ": not a readable image; skipped");
+        vigil::log(LogLevel::kWarn, files_[i] + ": " + image.error() + "; skipped");
         continue;
       }
-      frame.image = std::move(image);
+      frame.image = std::move(*image);
       frame.t = double(i) / counters_.fps;
       frame.index = std::int64_t(i);
       frame.decoded_at = std::chrono::steady_clock::now();
