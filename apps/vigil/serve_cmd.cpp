@@ -24,7 +24,7 @@ namespace {
 
 struct ServeFlags {
   std::string db, data_dir, bind = "127.0.0.1", formats, products, web_dir;
-  int port = 8080, threads = 8;
+  int port = 8080, threads = ServerOptions{}.threads;
   float review_confidence = -1.0f;
   // token subcommands
   std::string role, camera, note;
@@ -237,7 +237,11 @@ void register_serve(CLI::App& app, int& exit_code) {
   add_db_flags(*serve_cmd, *flags);
   serve_cmd->add_option("--port", flags->port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535));
   serve_cmd->add_option("--bind", flags->bind, "Address to listen on (0.0.0.0: every interface)");
-  serve_cmd->add_option("--threads", flags->threads, "Request worker threads")->check(CLI::Range(1, 256));
+  serve_cmd->add_option("--threads", flags->threads,
+                        "Request worker threads: each connection holds one while its request comes in, so "
+                        "slow clients take them (docs/security.md)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   serve_cmd->add_option("--web-dir", flags->web_dir,
                         "The dashboard's files (default: web/ next to the models)");
   serve_cmd

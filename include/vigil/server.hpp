@@ -59,7 +59,11 @@ namespace vigil {
 struct ServerOptions {
   std::string bind = "127.0.0.1";           // address to listen on ("0.0.0.0": every interface)
   int port = 8080;                          // TCP port; 0 picks a free one (see Server::port())
-  int threads = 8;                          // request worker threads
+  // Request worker threads. A connection holds one while its request comes in (an idle one is dropped
+  // after 1 s, a stalled one after read_timeout_s without a byte), so a few slow clients must not be able
+  // to take them all: 256 leave /health answering in a few ms with 200 idle and 50 slow clients connected.
+  // The work done at once is bounded by the registry's database connections, not by these.
+  int threads = 256;
   std::size_t body_max_bytes = 1 << 20;     // largest JSON request body (bytes); larger: 413
   std::size_t import_max_bytes = 16 << 20;  // largest CSV import body (bytes)
   std::size_t batch_max = 1000;             // most sightings in one POST
