@@ -249,6 +249,15 @@ TEST_F(ModelTest, EmptyAndDegenerateImagesGiveNoPlates) {
   EXPECT_TRUE(rec_->recognize(cv::Mat(1, 1, CV_8UC3, cv::Scalar(0))).plates.empty());
   EXPECT_TRUE(rec_->recognize(cv::Mat(480, 640, CV_8UC3, cv::Scalar(128, 128, 128))).plates.empty());
   EXPECT_NO_THROW(rec_->recognize(cv::Mat(3000, 20, CV_8UC3, cv::Scalar(0))));
+  EXPECT_TRUE(rec_->recognize(cv::Mat(480, 640, CV_8UC3, cv::Scalar(128, 128, 128))).error.empty());
+}
+
+// recognize() never throws: what OpenCV cannot take (a two-channel image) comes back as an error.
+TEST_F(ModelTest, RecognitionFailuresComeBackAsErrorsNotExceptions) {
+  Recognition r;
+  ASSERT_NO_THROW(r = rec_->recognize(cv::Mat(240, 320, CV_8UC2, cv::Scalar(10, 200))));
+  EXPECT_TRUE(r.plates.empty());
+  EXPECT_NE(r.error.find("recognition failed"), std::string::npos) << r.error;
 }
 
 TEST_F(ModelTest, ReadsNameTheirCountryAndReadsOutsideTheRegionAreLessSure) {

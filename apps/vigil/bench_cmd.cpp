@@ -129,6 +129,7 @@ SetResult bench_set(const Recognizer& rec, const std::string& spec, const BenchF
       read_ms = ms_since(t1);
     } else {
       Recognition r = rec.recognize(img.image);
+      if (!r.error.empty()) log(LogLevel::kWarn, item.path + ": " + r.error);
       det_ms = r.ms.detect_ms;
       read_ms = r.ms.read_ms;
       reads = std::move(r.plates);

@@ -124,11 +124,8 @@ int run(const ReadFlags& f) {
     LoadedImage img = load_image(path, opts->max_pixels);
     Recognition r;
     if (img.error.empty()) {
-      try {
-        r = rec->recognize(img.image);
-      } catch (const std::exception& e) {  // OpenCV errors on odd inputs must not end the run
-        img.error = std::string("recognition failed: ") + e.what();
-      }
+      r = rec->recognize(img.image);
+      img.error = r.error;
     }
     if (!img.error.empty()) {
       ++n_errors;

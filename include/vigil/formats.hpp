@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vigil/common.hpp"
@@ -47,6 +48,9 @@ std::string canonical_country(std::string code);
 
 // Upper case, spaces, dashes, dots and other separators removed: "ap-666 tq" -> "AP666TQ".
 std::string normalize_plate(const std::string& text);
+
+// Number of single-character insertions, deletions and substitutions between a and b (Levenshtein).
+int edit_distance(std::string_view a, std::string_view b);
 
 // One layout of one country, e.g. Czech "1AB 2345".
 struct PlateFormat {

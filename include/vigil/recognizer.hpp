@@ -150,6 +150,9 @@ struct Recognition {
   std::vector<Plate> plates;  // sorted by confidence, highest first
   Timings ms;
   std::vector<PassTime> passes;  // in the order the passes first ran
+  // "" on success; else why recognition failed (an OpenCV error on an odd input, memory), with no plates.
+  // recognize() never throws.
+  std::string error;
 };
 
 // A detected plate before reading (for benchmarks and tools).
@@ -176,7 +179,8 @@ class Recognizer {
   Recognizer& operator=(const Recognizer&) = delete;
   ~Recognizer();
 
-  // Detects and reads every plate in a BGR image. An empty image gives no plates.
+  // Detects and reads every plate in a BGR (or grey, or BGRA) image. An empty image gives no plates.
+  // Never throws: a failure comes back in Recognition::error.
   Recognition recognize(const cv::Mat& bgr) const;
   // Like recognize(), but the detector searches only inside `regions` (pixels of `bgr`; for video: the
   // parts that moved and the open tracks), each at the scale the whole image would be searched at, so
@@ -201,6 +205,8 @@ class Recognizer {
   explicit Recognizer(std::unique_ptr<Impl> impl);
   Recognition recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions,
                              const std::vector<KnownPlate>* known) const;
+  Recognition recognize_or_throw(const cv::Mat& bgr, const std::vector<cv::Rect>* regions,
+                                 const std::vector<KnownPlate>* known) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -157,9 +157,6 @@ struct Decision {
   std::string matched_plate;   // that record's plate, "" none
 };
 
-// Number of single-character insertions, deletions and substitutions between a and b.
-int edit_distance(std::string_view a, std::string_view b);
-
 // The decision for a read at time t, given the records that could concern it (any superset of those with
 // the read's plate, its alternatives' plates and plates one edit away; inactive ones are ignored).
 // Order: an active vignette on the exact plate -> paid; an exemption -> exempt; then, never unpaid

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
@@ -332,6 +333,21 @@ std::string normalize_plate(const std::string& text) {
   return out;
 }
 
+int edit_distance(std::string_view a, std::string_view b) {
+  std::vector<int> row(b.size() + 1);
+  std::iota(row.begin(), row.end(), 0);
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    int diag = row[0];
+    row[0] = static_cast<int>(i);
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const int up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
 Result<FormatSet> FormatSet::parse(const std::string& json_text) {
   auto formats = parse_formats(json_text, "formats.json");
   if (!formats) return Error{formats.error()};
@@ -394,12 +410,14 @@ Result<Region> parse_region(const std::string& name, const std::string& countrie
   std::transform(region.name.begin(), region.name.end(), region.name.begin(),
                  [](unsigned char c) { return std::tolower(c); });
   if (region.name != "eu" && region.name != "americas" && region.name != "all")
-    return Error{"--region: '" + name + "' is not a region: use eu, americas or all (or --countries cz,sk,...)"};
+    return Error{"--region: '" + name +
+                 "' is not a region: use eu, americas or all (or --countries cz,sk,...)"};
   std::size_t start = 0;
   while (start <= countries.size() && !countries.empty()) {
     const std::size_t end = std::min(countries.find(',', start), countries.size());
     std::string item = countries.substr(start, end - start);
-    item.erase(std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }), item.end());
+    item.erase(std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }),
+               item.end());
     start = end + 1;
     if (item.empty()) continue;
     CountryWeight cw;
@@ -447,7 +465,8 @@ Result<FormatSet> FormatSet::for_region(const Region& region) const {
       if (!has_country(c.country)) {
         std::string known;
         for (const auto& k : countries()) known += (known.empty() ? "" : ", ") + k;
-        return Error{"unknown country '" + c.country + "': the formats file has none for it; known: " + known};
+        return Error{"unknown country '" + c.country +
+                     "': the formats file has none for it; known: " + known};
       }
       top = std::max(top, c.weight);
     }
@@ -459,7 +478,8 @@ Result<FormatSet> FormatSet::for_region(const Region& region) const {
       }
     }
   }
-  if (set.formats_.empty()) return Error{"region '" + to_string(region) + "' has no plate formats in the formats file"};
+  if (set.formats_.empty())
+    return Error{"region '" + to_string(region) + "' has no plate formats in the formats file"};
   set.trie_ = build_trie(set.formats_);
   return set;
 }

@@ -318,6 +318,22 @@ Recognition Recognizer::recognize(const cv::Mat& bgr, const FrameHints& hints) c
 
 Recognition Recognizer::recognize_impl(const cv::Mat& bgr, const std::vector<cv::Rect>* regions,
                                        const std::vector<KnownPlate>* known) const {
+  // No exception crosses the API: OpenCV throws on inputs it cannot take, allocation may fail.
+  try {
+    return recognize_or_throw(bgr, regions, known);
+  } catch (const cv::Exception& e) {
+    Recognition r;
+    r.error = "recognition failed: " + e.msg;
+    return r;
+  } catch (const std::exception& e) {
+    Recognition r;
+    r.error = std::string("recognition failed: ") + e.what();
+    return r;
+  }
+}
+
+Recognition Recognizer::recognize_or_throw(const cv::Mat& bgr, const std::vector<cv::Rect>* regions,
+                                           const std::vector<KnownPlate>* known) const {
   Recognition r;
   if (bgr.empty()) return r;
   const auto t0 = Clock::now();

@@ -32,21 +32,6 @@ Result<std::string> clean_plate(const std::string& text, std::size_t max_length)
   return plate;
 }
 
-int edit_distance(std::string_view a, std::string_view b) {
-  std::vector<int> row(b.size() + 1);
-  std::iota(row.begin(), row.end(), 0);
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    int diag = row[0];
-    row[0] = static_cast<int>(i);
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const int up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 std::vector<std::string> plate_keys(const std::string& plate) {
   std::vector<std::string> keys = {plate};
   for (std::size_t i = 0; i < plate.size(); ++i) {

@@ -15,20 +15,8 @@ namespace vigil {
 namespace track {
 
 float text_similarity(const std::string& a, const std::string& b) {
-  const std::size_t n = a.size(), m = b.size();
-  if (n == 0 && m == 0) return 1.0f;
-  std::vector<std::size_t> row(m + 1);
-  for (std::size_t j = 0; j <= m; ++j) row[j] = j;
-  for (std::size_t i = 1; i <= n; ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= m; ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return 1.0f - static_cast<float>(row[m]) / static_cast<float>(std::max(n, m));
+  if (a.empty() && b.empty()) return 1.0f;
+  return 1.0f - static_cast<float>(edit_distance(a, b)) / static_cast<float>(std::max(a.size(), b.size()));
 }
 
 }  // namespace track

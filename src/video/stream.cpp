@@ -199,9 +199,12 @@ void Stream::Impl::process(const Frame& frame, MotionGate& gate, double& last_re
       hints.known = known_plates(frame.index, regions ? cv::Point() : area.tl());
       r = recognizer.recognize(regions || area == full ? frame.image : frame.image(area), hints);
     } catch (const std::exception& e) {
+      r.error = e.what();
+    }
+    if (!r.error.empty()) {
       failed = true;
-      vigil::log(LogLevel::kWarn, options.camera_id + ": recognition failed on frame " +
-                                      std::to_string(frame.index) + ": " + e.what());
+      vigil::log(LogLevel::kWarn,
+                 options.camera_id + ": frame " + std::to_string(frame.index) + ": " + r.error);
     }
     recognize_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!failed) {
