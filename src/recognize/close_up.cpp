@@ -9,10 +9,6 @@
 namespace vigil::recognize {
 namespace {
 
-// Plates wider than this many network pixels of a full pass are beyond what training showed it.
-constexpr int kFullPassMaxPlateNet = 224;
-// The pieces of such a plate that a full pass finds are at least this wide there (most are 190-300).
-constexpr int kCloseUpPieceNet = 160;
 // A full pass's box inside a close-up plate is that plate found whole from this IoU, else a piece of it (a
 // group of characters: as tall, 55-80% as wide, IoU up to about 0.55 in the plate crops measured).
 constexpr float kCloseUpSameIou = 0.6f;

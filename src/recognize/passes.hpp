@@ -177,6 +177,13 @@ struct Pipeline {
 // list of the passes that changed it.
 void replace_read(Plate& current, Plate better, std::string_view pass);
 
+// Plates wider than this many network pixels of a look are beyond what training showed the detector: the
+// close-up pass finds them (close_up.cpp), and the second scale leaves them to the other passes.
+inline constexpr int kFullPassMaxPlateNet = 224;
+// The pieces of such a plate that a full pass finds are at least this wide there (most are 190-300): a
+// picture showing one is a close-up.
+inline constexpr int kCloseUpPieceNet = 160;
+
 // A detection overlapping a plate known from earlier frames this much is that plate (consecutive video
 // frames move a plate a few pixels).
 inline constexpr float kKnownPlateIou = 0.3f;

@@ -18,13 +18,6 @@ constexpr float kSameIou = 0.3f;
 // Added to the mean of two looks, which is surer than one score: chosen on the Spanish training photos as
 // the most plates found at no lower precision than one look at the threshold.
 constexpr float kBonus = 0.02f;
-// Plates wider than this many network pixels are beyond what training showed the network (see close_up.cpp).
-constexpr int kWidestNet = 224;
-
-// The pieces of a plate too large for the full pass are at least this many network pixels wide there (see
-// close_up.cpp): a picture showing one is a close-up, which the close-up pass reads.
-constexpr int kCloseUpPieceNet = 160;
-
 // A picture whose full pass shows a piece of a close-up plate (a plate crop, a car at the kerb) needs no
 // second look for faint small plates: on the 292 European plate crops it changed no read and cost more
 // than the full pass (7.8 against 3.7 ms a crop).
@@ -41,7 +34,7 @@ void run(Proposals& p) {
                                Locator::Nets::kSecondScale);
   // Plates wider than training showed the network at that scale are no look at all: the full pass (or the
   // close-up pass) alone judges them.
-  const double widest = kWidestNet / scale;
+  const double widest = kFullPassMaxPlateNet / scale;
   std::erase_if(second, [&](const Detection& d) { return d.box.width > widest; });
   std::vector<bool> matched(second.size(), false);
   auto mean = [](float a, float b) { return std::min(1.0f, (a + b) / 2 + kBonus); };
